@@ -22,7 +22,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench
+.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool
 
 all: build
 
@@ -44,7 +44,7 @@ demo: deps
 	$(CARGO) run --release --example demo
 
 ## Formatting, lints and the whole test suite.
-test: test-deps fmt-check clippy cargo-test
+test: test-deps fmt-check clippy fuzz-short cargo-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -58,3 +58,29 @@ cargo-test:
 
 bench: deps
 	$(CARGO) bench --bench parser
+
+# Fuzzing (cargo-fuzz, libFuzzer). The toolchain is stable: RUSTC_BOOTSTRAP
+# lets cargo-fuzz use the sanitizer flags it needs.
+FUZZ_TARGETS := $(shell sed -n 's/^name = "\(.*\)"$$/\1/p' fuzz/Cargo.toml | grep -v fuzz)
+FUZZ_SECONDS ?= 600
+FUZZ_SHORT_SECONDS ?= 30
+FUZZ_RUN = for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(1) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | \
+	    grep -E "^(Done|stat::number_of_executed_units|==|SUMMARY|thread)" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
+fuzz-tool: check-cargo
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+## Long fuzz runs: FUZZ_SECONDS per target (default 600).
+fuzz: deps fuzz-tool
+	@$(call FUZZ_RUN,$(FUZZ_SECONDS))
+
+## The short runs inside `make test`; skipped with a note where cargo-fuzz cannot be installed.
+fuzz-short: deps
+	@if $(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked; then \
+	  $(call FUZZ_RUN,$(FUZZ_SHORT_SECONDS)); \
+	else echo "cargo-fuzz unavailable: short fuzz runs skipped"; fi

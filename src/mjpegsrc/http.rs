@@ -72,7 +72,10 @@ pub struct Config {
     pub proxy_authorization: Option<String>,
     /// Extra request headers (name, value), cookies included.
     pub extra_headers: Vec<(String, String)>,
-    tls: Arc<rustls::ClientConfig>,
+    ssl_strict: bool,
+    /// Built on the first https connection: loading the root store costs
+    /// milliseconds that a plain-http camera should not pay.
+    tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 impl Config {
@@ -83,7 +86,8 @@ impl Config {
             proxy: None,
             proxy_authorization: None,
             extra_headers: Vec::new(),
-            tls: tls_config(ssl_strict),
+            ssl_strict,
+            tls: std::sync::OnceLock::new(),
         }
     }
 }
@@ -272,7 +276,11 @@ async fn connect(config: &Config, url: &Url) -> Result<(Box<dyn Io>, bool), Http
     }
     let name = rustls::pki_types::ServerName::try_from(host.clone())
         .map_err(|e| HttpError::InvalidUrl(format!("bad TLS server name {host}: {e}")))?;
-    let connector = tokio_rustls::TlsConnector::from(config.tls.clone());
+    let tls_config = config
+        .tls
+        .get_or_init(|| tls_config(config.ssl_strict))
+        .clone();
+    let connector = tokio_rustls::TlsConnector::from(tls_config);
     let stream = connector.connect(name, tcp).await.map_err(HttpError::Tls)?;
     Ok((Box::new(stream), false))
 }
