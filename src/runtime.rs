@@ -100,7 +100,7 @@ mod tests {
     fn cancel_before_run_is_sticky() {
         let c = Canceller::new();
         c.cancel();
-        let r = c.block_on(tokio::time::sleep(Duration::from_secs(30)));
+        let r = c.block_on(async { tokio::time::sleep(Duration::from_secs(30)).await });
         assert_eq!(r, Err(Cancelled::Cancelled));
         c.reset();
         assert_eq!(c.block_on(async { 5 }), Ok(5));
@@ -112,7 +112,7 @@ mod tests {
         let c2 = c.clone();
         let t = std::thread::spawn(move || {
             let start = Instant::now();
-            let r = c2.block_on(tokio::time::sleep(Duration::from_secs(30)));
+            let r = c2.block_on(async { tokio::time::sleep(Duration::from_secs(30)).await });
             (r, start.elapsed())
         });
         // Keep cancelling until the waiter has returned: no sleep needed for

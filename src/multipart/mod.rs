@@ -1,1 +1,4 @@
+//! Multipart (`multipart/x-mixed-replace`) handling for MJPEG over HTTP.
+mod parser;
 
+pub use parser::*;

@@ -1,0 +1,717 @@
+//! A small, lenient HTTP/1.x client for streaming bodies.
+//!
+//! Cameras speak HTTP loosely: HTTP/1.0 responses with `Transfer-Encoding:
+//! chunked` (TP-Link Kasa), bodies read to EOF, stray spaces in headers, bare
+//! LF line endings. General purpose clients reject some of these (hyper
+//! refuses HTTP/1.0 + chunked outright), and they hand bodies over in small
+//! pieces. This client does one thing: send a GET (directly, through an HTTP
+//! proxy, or tunnelled with CONNECT for https), parse the response head
+//! leniently with `httparse`, and hand the body out as slices of one large
+//! read buffer, de-chunked in place, so the caller copies each byte once.
+//!
+//! Authentication, redirects and reconnects are the caller's policy; this
+//! module only reports what the server said.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use url::Url;
+
+/// Size of the body read buffer: large reads keep the syscall count per
+/// frame low (a 100 kB JPEG arrives in two reads on a fast link).
+const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Cap on a response head (status line and headers).
+const MAX_HEAD_SIZE: usize = 64 * 1024;
+/// Cap on headers in one response head.
+const MAX_HEADERS: usize = 96;
+/// Cap on a chunk-size line.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Everything that can go wrong between us and the server.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The URL cannot be requested (scheme, host).
+    InvalidUrl(String),
+    /// TCP connect, DNS or proxy tunnel failure.
+    Connect(io::Error),
+    /// The TLS handshake failed (certificate refused, protocol error).
+    Tls(io::Error),
+    /// No answer within the allotted time.
+    Timeout(&'static str),
+    /// The peer sent something that is not HTTP.
+    Protocol(String),
+    /// A read or write failed after the connection was up.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::InvalidUrl(s) => write!(f, "invalid URL: {s}"),
+            HttpError::Connect(e) => write!(f, "connection failed: {e}"),
+            HttpError::Tls(e) => write!(f, "TLS handshake failed: {e}"),
+            HttpError::Timeout(what) => write!(f, "timed out {what}"),
+            HttpError::Protocol(s) => write!(f, "protocol error: {s}"),
+            HttpError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Connection-level settings, fixed for the life of a source.
+#[derive(Clone)]
+pub struct Config {
+    pub user_agent: String,
+    pub connect_timeout: Option<Duration>,
+    pub proxy: Option<Url>,
+    /// `Proxy-Authorization` value, if the proxy needs credentials.
+    pub proxy_authorization: Option<String>,
+    /// Extra request headers (name, value), cookies included.
+    pub extra_headers: Vec<(String, String)>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Config {
+    pub fn new(ssl_strict: bool) -> Self {
+        Config {
+            user_agent: String::new(),
+            connect_timeout: None,
+            proxy: None,
+            proxy_authorization: None,
+            extra_headers: Vec::new(),
+            tls: tls_config(ssl_strict),
+        }
+    }
+}
+
+fn tls_config(strict: bool) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions");
+    let config = if strict {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // The system store adds local and corporate CAs; a missing or
+        // unreadable store leaves the built-in roots.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Arc::new(config)
+}
+
+/// `ssl-strict=false`: accept any certificate (self-signed cameras), while
+/// still checking that the handshake signatures are valid.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A response head and its body reader.
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    /// The last value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Send `GET url` with an optional `Authorization` header and read the
+/// response head. The whole exchange is bounded by `connect_timeout`.
+pub async fn get(
+    config: &Config,
+    url: &Url,
+    authorization: Option<&str>,
+) -> Result<Response, HttpError> {
+    let exchange = async {
+        let (mut stream, absolute_form) = connect(config, url).await?;
+        let request = request_head(config, url, authorization, absolute_form);
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(HttpError::Io)?;
+        stream.flush().await.map_err(HttpError::Io)?;
+        read_response(stream).await
+    };
+    match config.connect_timeout {
+        Some(t) => tokio::time::timeout(t, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout("waiting for the server's response"))?,
+        None => exchange.await,
+    }
+}
+
+fn host_port(url: &Url) -> Result<(String, u16), HttpError> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| HttpError::InvalidUrl(format!("{url} has no host")))?;
+    // IPv6 literals come bracketed from the URL; sockets want them bare.
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| HttpError::InvalidUrl(format!("{url} has no port")))?;
+    Ok((host, port))
+}
+
+async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, HttpError> {
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(HttpError::Connect)?;
+    // Requests are tiny; latency matters more than coalescing.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Open the transport to `url` (through the proxy if any). Returns the
+/// stream and whether the request must use the absolute URI form (plain
+/// HTTP through a proxy).
+async fn connect(config: &Config, url: &Url) -> Result<(Box<dyn Io>, bool), HttpError> {
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(HttpError::InvalidUrl(format!("unsupported scheme {other}"))),
+    };
+    let (host, port) = host_port(url)?;
+
+    let (tcp, absolute_form) = match &config.proxy {
+        None => (tcp_connect(&host, port).await?, false),
+        Some(proxy) => {
+            let (phost, pport) = host_port(proxy)?;
+            let mut tcp = tcp_connect(&phost, pport).await?;
+            if tls {
+                tunnel(config, &mut tcp, &host, port).await?;
+                (tcp, false)
+            } else {
+                (tcp, true)
+            }
+        }
+    };
+
+    if !tls {
+        return Ok((Box::new(tcp), absolute_form));
+    }
+    let name = rustls::pki_types::ServerName::try_from(host.clone())
+        .map_err(|e| HttpError::InvalidUrl(format!("bad TLS server name {host}: {e}")))?;
+    let connector = tokio_rustls::TlsConnector::from(config.tls.clone());
+    let stream = connector.connect(name, tcp).await.map_err(HttpError::Tls)?;
+    Ok((Box::new(stream), false))
+}
+
+/// Ask an HTTP proxy for a tunnel to `host:port`.
+async fn tunnel(
+    config: &Config,
+    tcp: &mut TcpStream,
+    host: &str,
+    port: u16,
+) -> Result<(), HttpError> {
+    let authority = authority(host, port);
+    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(auth) = &config.proxy_authorization {
+        req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    req.push_str("\r\n");
+    tcp.write_all(req.as_bytes())
+        .await
+        .map_err(HttpError::Connect)?;
+    let mut buf = Vec::with_capacity(1024);
+    let head_len = read_head(tcp, &mut buf).await?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    parser_config()
+        .parse_response(&mut resp, &buf[..head_len])
+        .map_err(|e| HttpError::Protocol(format!("bad proxy response: {e}")))?;
+    match resp.code {
+        Some(200..=299) => Ok(()),
+        Some(code) => Err(HttpError::Connect(io::Error::other(format!(
+            "proxy refused the tunnel: {code} {}",
+            resp.reason.unwrap_or("")
+        )))),
+        None => Err(HttpError::Protocol("incomplete proxy response".into())),
+    }
+}
+
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn request_head(
+    config: &Config,
+    url: &Url,
+    authorization: Option<&str>,
+    absolute_form: bool,
+) -> String {
+    let target = if absolute_form {
+        // Credentials never travel in the request line.
+        let mut u = url.clone();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.set_fragment(None);
+        u.to_string()
+    } else {
+        let mut t = url.path().to_owned();
+        if let Some(q) = url.query() {
+            t.push('?');
+            t.push_str(q);
+        }
+        t
+    };
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    };
+    let mut req = format!(
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n",
+        config.user_agent
+    );
+    if let Some(auth) = authorization {
+        req.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    if absolute_form && let Some(auth) = &config.proxy_authorization {
+        req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    for (name, value) in &config.extra_headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req
+}
+
+fn parser_config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true);
+    c
+}
+
+/// Read until the end of a response head (a blank line, CRLF or bare LF).
+/// Returns the head length; bytes after it stay in `buf`.
+async fn read_head<R: AsyncRead + Unpin + ?Sized>(
+    stream: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<usize, HttpError> {
+    let mut scanned = 0;
+    loop {
+        if let Some(end) = head_end(buf, scanned) {
+            return Ok(end);
+        }
+        scanned = buf.len().saturating_sub(3);
+        if buf.len() >= MAX_HEAD_SIZE {
+            return Err(HttpError::Protocol(format!(
+                "response head larger than {MAX_HEAD_SIZE} bytes"
+            )));
+        }
+        let old = buf.len();
+        buf.resize(old + 4096, 0);
+        let n = stream.read(&mut buf[old..]).await.map_err(HttpError::Io)?;
+        buf.truncate(old + n);
+        if n == 0 {
+            return Err(HttpError::Protocol(
+                "connection closed before the response head ended".into(),
+            ));
+        }
+    }
+}
+
+/// Position just after the first empty line (`\n\n` or `\n\r\n`) at or
+/// after `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = memchr::memchr(b'\n', &buf[i..]) {
+        let nl = i + p;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => {}
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+async fn read_response(mut stream: Box<dyn Io>) -> Result<Response, HttpError> {
+    let mut buf = Vec::with_capacity(READ_BUFFER_SIZE);
+    let head_len = read_head(&mut stream, &mut buf).await?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match parser_config().parse_response(&mut resp, &buf[..head_len]) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HttpError::Protocol("incomplete response head".into()));
+        }
+        Err(e) => {
+            let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len()).min(80);
+            return Err(HttpError::Protocol(format!(
+                "bad response head ({e}): {:?}",
+                String::from_utf8_lossy(&buf[..line_end])
+            )));
+        }
+    }
+    let status = resp.code.unwrap_or(0);
+    let reason = resp.reason.unwrap_or("").to_owned();
+    let version = resp.version.unwrap_or(1);
+    let headers: Vec<(String, String)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_owned(),
+                String::from_utf8_lossy(h.value).trim().to_owned(),
+            )
+        })
+        .collect();
+
+    let find = |name: &str| {
+        headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    // Chunked wins whatever the version says (HTTP/1.0 + chunked exists).
+    // A multipart stream is read to EOF even if it claims a length: some
+    // servers put a bogus Content-Length on endless streams.
+    let is_multipart = find("content-type")
+        .map(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        })
+        .unwrap_or(false);
+    let framing = if find("transfer-encoding")
+        .map(|te| te.to_ascii_lowercase().contains("chunked"))
+        .unwrap_or(false)
+    {
+        Framing::Chunked(ChunkState::Size)
+    } else if let Some(len) = find("content-length")
+        .filter(|_| !is_multipart)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Framing::Length(len)
+    } else {
+        Framing::Close
+    };
+
+    // Keep the bytes that followed the head: they are the body's start.
+    buf.drain(..head_len);
+    let end = buf.len();
+    buf.resize(READ_BUFFER_SIZE.max(end), 0);
+    Ok(Response {
+        status,
+        reason,
+        version,
+        headers,
+        body: Body {
+            stream,
+            buf,
+            start: 0,
+            end,
+            framing,
+            eof: false,
+        },
+    })
+}
+
+enum ChunkState {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk, this many bytes left.
+    Data(u64),
+    /// Expecting the line end after a chunk's data.
+    DataEnd,
+    /// The zero-size chunk arrived.
+    Done,
+}
+
+enum Framing {
+    Close,
+    Length(u64),
+    Chunked(ChunkState),
+}
+
+/// A response body, handed out as slices of one read buffer.
+pub struct Body {
+    stream: Box<dyn Io>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    framing: Framing,
+    eof: bool,
+}
+
+impl Body {
+    /// Read more bytes into the buffer; false at EOF.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            // Only for a partial chunk-size line: move it to the front.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            self.eof = true;
+            return Ok(false);
+        }
+        self.end += n;
+        Ok(true)
+    }
+
+    /// The next piece of the body, `None` at its end. The slice is valid
+    /// until the next call.
+    pub async fn chunk(&mut self) -> Result<Option<&[u8]>, HttpError> {
+        loop {
+            match &mut self.framing {
+                Framing::Close => {
+                    if self.start == self.end && !self.fill().await.map_err(HttpError::Io)? {
+                        return Ok(None);
+                    }
+                    let (s, e) = (self.start, self.end);
+                    self.start = e;
+                    return Ok(Some(&self.buf[s..e]));
+                }
+                Framing::Length(left) => {
+                    if *left == 0 {
+                        return Ok(None);
+                    }
+                    if self.start == self.end && !self.fill().await.map_err(HttpError::Io)? {
+                        return Ok(None);
+                    }
+                    let Framing::Length(left) = &mut self.framing else {
+                        unreachable!()
+                    };
+                    let n =
+                        (self.end - self.start).min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    *left -= n as u64;
+                    let s = self.start;
+                    self.start += n;
+                    return Ok(Some(&self.buf[s..s + n]));
+                }
+                Framing::Chunked(state) => match state {
+                    ChunkState::Done => return Ok(None),
+                    ChunkState::Data(left) => {
+                        if self.start == self.end {
+                            if !self.fill().await.map_err(HttpError::Io)? {
+                                return Err(HttpError::Protocol(
+                                    "connection closed inside a chunk".into(),
+                                ));
+                            }
+                            continue;
+                        }
+                        let n = (self.end - self.start)
+                            .min(usize::try_from(*left).unwrap_or(usize::MAX));
+                        *left -= n as u64;
+                        if *left == 0 {
+                            *state = ChunkState::DataEnd;
+                        }
+                        let s = self.start;
+                        self.start += n;
+                        return Ok(Some(&self.buf[s..s + n]));
+                    }
+                    ChunkState::Size | ChunkState::DataEnd => {
+                        let data = &self.buf[self.start..self.end];
+                        let Some(nl) = memchr::memchr(b'\n', data) else {
+                            if data.len() > MAX_CHUNK_LINE {
+                                return Err(HttpError::Protocol("chunk-size line too long".into()));
+                            }
+                            if !self.fill().await.map_err(HttpError::Io)? {
+                                return Ok(None);
+                            }
+                            continue;
+                        };
+                        let line = &data[..nl];
+                        self.start += nl + 1;
+                        if matches!(state, ChunkState::DataEnd) {
+                            // Lenient: the CRLF after chunk data may be a bare LF.
+                            *state = ChunkState::Size;
+                            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                                continue;
+                            }
+                        }
+                        let size = parse_chunk_size(line).ok_or_else(|| {
+                            HttpError::Protocol(format!(
+                                "bad chunk-size line {:?}",
+                                String::from_utf8_lossy(&line[..line.len().min(40)])
+                            ))
+                        })?;
+                        let Framing::Chunked(state) = &mut self.framing else {
+                            unreachable!()
+                        };
+                        *state = match size {
+                            None => continue,
+                            Some(0) => ChunkState::Done,
+                            Some(n) => ChunkState::Data(n),
+                        };
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// Parse a chunk-size line: hex digits, optional `;extensions`. Returns
+/// `Some(None)` for a blank line (tolerated), `None` when unparseable.
+fn parse_chunk_size(line: &[u8]) -> Option<Option<u64>> {
+    let text = std::str::from_utf8(line).ok()?;
+    let digits = text.split(';').next().unwrap_or("").trim();
+    if digits.is_empty() {
+        return Some(None);
+    }
+    u64::from_str_radix(digits, 16).ok().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(bytes: &'static [u8], framing: Framing) -> Body {
+        let (client, mut server) = tokio::io::duplex(64);
+        crate::runtime::RUNTIME.spawn(async move {
+            let _ = server.write_all(bytes).await;
+        });
+        Body {
+            stream: Box::new(client),
+            buf: vec![0; 16],
+            start: 0,
+            end: 0,
+            framing,
+            eof: false,
+        }
+    }
+
+    fn collect(mut body: Body) -> Result<Vec<u8>, HttpError> {
+        crate::runtime::RUNTIME.block_on(async move {
+            let mut out = Vec::new();
+            while let Some(c) = body.chunk().await? {
+                out.extend_from_slice(c);
+            }
+            Ok(out)
+        })
+    }
+
+    #[test]
+    fn chunked_body_is_decoded() {
+        let body = body_of(
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
+            Framing::Chunked(ChunkState::Size),
+        );
+        assert_eq!(collect(body).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn chunked_body_with_bare_lf() {
+        let body = body_of(b"3\nabc\n2\nde\n0\n\n", Framing::Chunked(ChunkState::Size));
+        assert_eq!(collect(body).unwrap(), b"abcde");
+    }
+
+    #[test]
+    fn bad_chunk_size_is_an_error() {
+        let body = body_of(b"zz\r\nabc", Framing::Chunked(ChunkState::Size));
+        assert!(matches!(collect(body), Err(HttpError::Protocol(_))));
+    }
+
+    #[test]
+    fn length_body_stops_at_length() {
+        let body = body_of(b"abcdefgh", Framing::Length(5));
+        assert_eq!(collect(body).unwrap(), b"abcde");
+    }
+
+    #[test]
+    fn head_end_finds_crlf_and_lf() {
+        assert_eq!(head_end(b"HTTP/1.0 200 OK\r\n\r\nxx", 0), Some(19));
+        assert_eq!(head_end(b"HTTP/1.0 200 OK\n\nxx", 0), Some(17));
+        assert_eq!(head_end(b"HTTP/1.0 200 OK\r\nA: b\r\n", 0), None);
+    }
+}
