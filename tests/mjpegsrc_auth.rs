@@ -178,17 +178,38 @@ struct DigestCamera {
     pw: String,
     realm: String,
     opaque: String,
+    style: Style,
     rotate: bool,
     state: Mutex<DigestState>,
 }
 
+#[derive(Clone, Copy)]
+enum Style {
+    Dahua,
+    Hikvision,
+    Axis,
+}
+
 impl DigestCamera {
+    fn styled(user: &str, pw: &str, style: Style, streams: Vec<Vec<Step>>) -> Arc<Self> {
+        let mut cam = Self::new(user, pw, false, streams);
+        let c = Arc::get_mut(&mut cam).expect("fresh");
+        c.style = style;
+        c.realm = match style {
+            Style::Dahua => "Login to 4L0C8A1PAG5E123".into(),
+            Style::Hikvision => "IP Camera(C6543)".into(),
+            Style::Axis => "AXIS_ACCC8E012345".into(),
+        };
+        cam
+    }
+
     fn new(user: &str, pw: &str, rotate: bool, streams: Vec<Vec<Step>>) -> Arc<Self> {
         Arc::new(Self {
             user: user.into(),
             pw: pw.into(),
             realm: "Login to 4L0C8A1PAG5E123".into(),
             opaque: "5ccc069c403ebaf9f0171e9517f40e41".into(),
+            style: Style::Dahua,
             rotate,
             state: Mutex::new(DigestState {
                 streams: streams.into(),
@@ -201,12 +222,34 @@ impl DigestCamera {
         st.counter += 1;
         let nonce = format!("{:032x}", 0x9d2c_7e11_u64 * st.counter as u64 + 0xabcdef);
         st.valid.insert(nonce.clone(), 0);
-        let stale = if stale { ",stale=TRUE" } else { "" };
-        // Dahua style: no spaces after the commas.
-        unauthorized(&format!(
-            "Digest realm=\"{}\",qop=\"auth\",nonce=\"{nonce}\",opaque=\"{}\",algorithm=MD5{stale}",
-            self.realm, self.opaque
-        ))
+        let realm = &self.realm;
+        let challenge = match self.style {
+            // No spaces after the commas, opaque, algorithm.
+            Style::Dahua => format!(
+                "Digest realm=\"{realm}\",qop=\"auth\",nonce=\"{nonce}\",opaque=\"{}\",algorithm=MD5{}",
+                self.opaque,
+                if stale { ",stale=TRUE" } else { "" }
+            ),
+            // No opaque, no algorithm, quoted stale flag.
+            Style::Hikvision => format!(
+                "Digest qop=\"auth\", realm=\"{realm}\", nonce=\"{nonce}\", stale=\"{}\"",
+                if stale { "TRUE" } else { "FALSE" }
+            ),
+            // Two qop options: the client must pick "auth".
+            Style::Axis => format!(
+                "Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth,auth-int\"{}",
+                if stale { ", stale=true" } else { "" }
+            ),
+        };
+        unauthorized(&challenge)
+    }
+
+    /// The opaque value the client must echo, if the challenge had one.
+    fn opaque(&self) -> &str {
+        match self.style {
+            Style::Dahua => &self.opaque,
+            _ => "",
+        }
     }
 
     fn handle(&self, req: &Request) -> Vec<Step> {
@@ -244,7 +287,7 @@ impl DigestCamera {
         if get("qop") != "auth" {
             problems.push(format!("qop {:?}", get("qop")));
         }
-        if get("opaque") != self.opaque {
+        if get("opaque") != self.opaque() {
             problems.push(format!("opaque {:?}", get("opaque")));
         }
         if !get("algorithm").is_empty() && !get("algorithm").eq_ignore_ascii_case("MD5") {
@@ -443,4 +486,28 @@ fn digest_stale_nonce_after_reconnect() {
         st.accepted[0].0, st.accepted[1].0,
         "a fresh nonce after the reconnect"
     );
+}
+
+fn digest_style(style: Style, seed: u32) {
+    let f = frames(2, 320, 240, seed);
+    let dc = DigestCamera::styled("root", "pass", style, vec![stream(&f, 0, Step::Stall)]);
+    let cam = digest_camera(dc.clone());
+    let src = Src::for_camera(&cam, "/axis-cgi/mjpg/video.cgi?resolution=640x480")
+        .set("user-id", "root")
+        .set("user-pw", "pass")
+        .play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    let st = lock(&dc.state);
+    assert_eq!(st.accepted.len(), 1, "rejected: {:?}", st.rejected);
+}
+
+#[test]
+fn digest_hikvision_style_challenge() {
+    digest_style(Style::Hikvision, 2140);
+}
+
+#[test]
+fn digest_axis_style_challenge_with_two_qop_options() {
+    digest_style(Style::Axis, 2150);
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use gst::prelude::*;
+use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -233,43 +234,55 @@ fn slow_downstream_drops_counted_memory_bounded_newest_flow_after() {
         growth >> 20
     );
 
-    // Unblock: a bounded backlog of old frames, then the new ones, exact.
+    // Unblock: the blocked frame, a backlog bounded by the pool that ends
+    // with the newest frame of the burst, then the new frames, exact.
     release.open();
     resume.open();
-    let mut backlog = Vec::new();
-    let first_new = loop {
+    let mut out: Vec<Frame> = Vec::new();
+    loop {
         let f = src
             .frame(WAIT)
             .unwrap_or_else(|| panic!("no frame after unblocking; stats {}", src.stats().0));
-        if f.data == after[0] {
-            break f;
-        }
+        let is_new = f.data == after[0];
         assert!(
-            burst.contains(&f.data),
-            "a backlog frame that was never sent whole ({} bytes)",
+            is_new || burst.contains(&f.data),
+            "a frame that was never sent whole ({} bytes)",
             f.data.len()
         );
-        backlog.push(f);
+        out.push(f);
+        if is_new {
+            break;
+        }
         assert!(
-            backlog.len() <= POOL as usize + 1,
+            out.len() <= POOL as usize + 1,
             "backlog longer than the pool: {} frames",
-            backlog.len()
+            out.len()
         );
-    };
+    }
+    let backlog = &out[..out.len() - 1];
     eprintln!("backlog after unblocking: {} frames", backlog.len());
+    assert_eq!(backlog[0].data, burst[0], "the blocked frame comes first");
     assert!(
-        first_new.discont(),
-        "first buffer after drops must be DISCONT"
+        backlog
+            .last()
+            .is_some_and(|f| f.data == burst[BURST as usize - 1]),
+        "the newest frame of the burst must flow after unblocking, got {:?}",
+        backlog
+            .iter()
+            .map(|f| burst.iter().position(|b| *b == f.data))
+            .collect::<Vec<_>>()
     );
-    let offsets: Vec<u64> = backlog
-        .iter()
-        .chain([&first_new])
-        .map(|f| f.offset())
-        .collect();
-    assert!(
-        offsets.windows(2).all(|w| w[0] < w[1]),
-        "offsets increase: {offsets:?}"
-    );
+    // offset = sequence number: DISCONT exactly where frames are missing.
+    for w in out.windows(2) {
+        let (a, b) = (w[0].offset(), w[1].offset());
+        assert!(b > a, "offsets increase: {out:?}");
+        assert_eq!(
+            w[1].discont(),
+            b > a + 1,
+            "DISCONT iff frames are missing before it: {out:?}"
+        );
+    }
+    assert!(out.iter().skip(1).any(|f| f.discont()), "{out:?}");
     after_gates[0].open();
     for (k, want) in after.iter().enumerate().skip(1) {
         let f = src.frame(WAIT).expect("new frame");
@@ -597,11 +610,6 @@ fn check_stats_shape(s: &Stats, location: &str, pool: u32) {
         "{}",
         s.0
     );
-    assert!(
-        s.u64("frames-pushed") <= s.u64("frames-received"),
-        "{}",
-        s.0
-    );
 }
 
 #[test]
@@ -610,7 +618,11 @@ fn stats_fields_present_and_consistent() {
     let head = head_http10(&mjpeg_type(B));
     let body = boundary_after(B, &f);
     let sent = (head.len() + body.len()) as u64;
-    let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Close])]);
+    let close = Gate::new();
+    let cam = FakeCamera::scripted(vec![with(
+        stream(&f, 0),
+        [Step::WaitFor(close.clone()), Step::Close],
+    )]);
     let url = cam.url("/s");
     let src = Src::for_camera(&cam, "/s").set("pool-size", 6u32);
 
@@ -638,8 +650,9 @@ fn stats_fields_present_and_consistent() {
         "bytes-received {b} not in [{jpeg_bytes}, {sent}]"
     );
     assert!(s.f64("fps") > 0.0, "fps while streaming: {}", s.0);
-    // The camera closes after the last frame; the next request is never
-    // answered: not connected, one reconnect with a reason.
+    // The camera closes now; the next request is never answered: not
+    // connected, one reconnect with a reason.
+    close.open();
     let s = src.wait_stats("disconnected", |s| {
         s.u64("reconnects") >= 1 && !s.bool("connected")
     });
@@ -800,20 +813,61 @@ fn http_proxy_with_credentials() {
 
 #[test]
 fn live_by_default_and_not_live_on_request() {
-    let cam = FakeCamera::scripted(vec![vec![Step::Stall]]);
+    let cam = FakeCamera::scripted(vec![vec![Step::Stall], vec![Step::Stall]]);
     let src = Src::fast(&cam.url("/"));
     assert_eq!(
-        src.pipeline.set_state(gst::State::Playing),
+        src.pipeline.set_state(gst::State::Paused),
         Ok(gst::StateChangeSuccess::NoPreroll),
         "a live source does not preroll"
     );
+    assert!(
+        src.element
+            .dynamic_cast_ref::<gst_base::BaseSrc>()
+            .expect("BaseSrc")
+            .is_live()
+    );
     src.stop();
     let src = Src::fast(&cam.url("/")).set("is-live", false);
+    assert!(
+        !src.element
+            .dynamic_cast_ref::<gst_base::BaseSrc>()
+            .expect("BaseSrc")
+            .is_live()
+    );
     let r = src.pipeline.set_state(gst::State::Paused);
-    assert_ne!(
+    assert_eq!(
         r,
-        Ok(gst::StateChangeSuccess::NoPreroll),
+        Ok(gst::StateChangeSuccess::Async),
         "is-live=false prerolls"
     );
     src.stop();
+}
+
+#[test]
+fn stats_snapshots_are_consistent_while_streaming() {
+    // Every snapshot taken while frames flow must be coherent: no frame can
+    // be pushed before it was received.
+    let f = frames(300, 160, 120, 5200);
+    let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
+    let src = Src::for_camera(&cam, "/").play();
+    let mut bad = Vec::new();
+    for (i, want) in f.iter().enumerate() {
+        let fr = src.frame(WAIT).expect("frame");
+        assert_eq!(&fr.data, want);
+        let s = src.stats();
+        check_stats_shape(&s, &cam.url("/"), 16);
+        if s.u64("frames-pushed") > s.u64("frames-received") {
+            bad.push(format!(
+                "after frame {i}: frames-pushed {} > frames-received {}",
+                s.u64("frames-pushed"),
+                s.u64("frames-received")
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} incoherent snapshots, e.g. {:?}",
+        bad.len(),
+        &bad[..bad.len().min(3)]
+    );
 }

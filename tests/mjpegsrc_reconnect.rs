@@ -439,3 +439,95 @@ fn attempt_counter_restarts_after_a_successful_connection() {
     // 503 (1), stream, EOF (1), 503 (2), stream.
     assert_eq!(attempts, vec![1, 1, 2]);
 }
+
+#[test]
+fn no_response_times_out_and_reconnects() {
+    // The camera accepts and reads the request but never answers.
+    let f = frames(2, 320, 240, 1100);
+    let cam = FakeCamera::scripted(vec![vec![Step::Stall], with(stream(&f, 0), [Step::Stall])]);
+    let t = Instant::now();
+    let src = Src::for_camera(&cam, "/")
+        .set("timeout", 1u32)
+        .set("connect-timeout", 1u32)
+        .play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "gave up after {waited:?}"
+    );
+    let attempts: Vec<u32> = reconnect_messages(&src)
+        .iter()
+        .map(|m| m.get::<u32>("attempt").expect("attempt"))
+        .collect();
+    assert_eq!(attempts, vec![1]);
+}
+
+#[test]
+fn reset_before_the_response_reconnects() {
+    let f = frames(2, 320, 240, 1110);
+    let cam = FakeCamera::scripted(vec![
+        vec![Step::Reset],
+        vec![
+            Step::Write(b"HTTP/1.0 200 OK\r\nContent-Ty".to_vec()),
+            Step::Reset,
+        ],
+        with(stream(&f, 0), [Step::Stall]),
+    ]);
+    let src = Src::for_camera(&cam, "/").play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
+    let s = src.wait_stats("reconnects", |s| s.u64("reconnects") >= 2);
+    assert_eq!(s.u64("reconnects"), 2, "{}", s.0);
+}
+
+#[test]
+fn unbounded_response_headers_reconnect() {
+    // A response head that never ends: capped, the connection abandoned.
+    let f = frames(2, 320, 240, 1120);
+    let mut junk = b"HTTP/1.0 200 OK\r\nX-Junk: ".to_vec();
+    junk.extend(std::iter::repeat_n(b'x', 1024 * 1024));
+    let cam = FakeCamera::scripted(vec![
+        vec![Step::Write(junk), Step::Stall],
+        with(stream(&f, 0), [Step::Stall]),
+    ]);
+    let src = Src::for_camera(&cam, "/").set("timeout", 2u32).play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
+    let s = src.wait_stats("reconnect", |s| s.u64("reconnects") >= 1);
+    assert!(s.u64("bytes-received") <= 2 * 1024 * 1024, "{}", s.0);
+}
+
+#[test]
+fn chunked_terminator_ends_the_stream() {
+    // The last chunk arrives and the connection stays open (keep-alive):
+    // the body is over, the element must not wait for a timeout. Both a new
+    // connection and a second request on this one are fine.
+    let f = frames(4, 320, 240, 1130);
+    let mut s1 = paced(
+        &head_http11_chunked(&mjpeg_type(B)),
+        &boundary_after(B, &f[..2]),
+        &f[..2],
+        Some(&delim()),
+        Coding::Chunked(64),
+        0,
+    );
+    s1.push(Step::Write(CHUNK_END.to_vec()));
+    let s2 = with(stream(&f[2..], 2), [Step::Stall]);
+    let cam = FakeCamera::scripted(vec![s1, s2]);
+    let t = Instant::now();
+    // Default timeout (10 s) is longer than the frame wait.
+    let src = Src::for_camera(&cam, "/").set("timeout", 30u32).play();
+    let got = src.frames(4);
+    let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
+    assert_frames(&data, &f);
+    assert!(got[2].discont());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+}

@@ -1039,7 +1039,15 @@ impl Src {
                 .sink
                 .try_pull_sample(gst::ClockTime::from_nseconds(step.as_nanos() as u64))
             {
-                let buffer = sample.buffer_owned().expect("sample without buffer");
+                // A deep copy: the test never holds a buffer of the
+                // element's pool, so keeping frames cannot starve it.
+                let buffer = sample
+                    .buffer()
+                    .expect("sample without buffer")
+                    .copy_deep()
+                    .expect("deep copy of the buffer");
+                let caps = sample.caps_owned();
+                drop(sample);
                 let data = buffer
                     .map_readable()
                     .expect("map buffer readable")
@@ -1048,11 +1056,7 @@ impl Src {
                 for p in &self.pacers {
                     p.bump();
                 }
-                return Some(Frame {
-                    buffer,
-                    data,
-                    caps: sample.caps_owned(),
-                });
+                return Some(Frame { buffer, data, caps });
             }
             if self.sink.is_eos() || self.posted_error().is_some() || left.is_zero() {
                 return None;
