@@ -511,3 +511,67 @@ fn digest_hikvision_style_challenge() {
 fn digest_axis_style_challenge_with_two_qop_options() {
     digest_style(Style::Axis, 2150);
 }
+
+#[test]
+fn redirect_to_another_origin_does_not_carry_credentials() {
+    // Security expectation (beyond the contract; what curl and browsers do):
+    // credentials learnt for one origin are not sent to the origin a
+    // redirect points to.
+    let f = frames(2, 320, 240, 2160);
+    let other = FakeCamera::scripted(vec![stream(&f, 0, Step::Stall)]);
+    let target = other.url("/stream");
+    let want = format!("Basic {}", base64(b"admin:secret"));
+    let cam = FakeCamera::start(move |req| match req.header("Authorization") {
+        Some(a) if a == want => vec![
+            Step::Write(head(
+                "HTTP/1.1 302 Found",
+                &[("Location", target.as_str()), ("Content-Length", "0")],
+            )),
+            Step::Close,
+        ],
+        _ => unauthorized("Basic realm=\"cam\""),
+    });
+    let src = Src::fast(&cam.url("/"))
+        .set("user-id", "admin")
+        .set("user-pw", "secret")
+        .paced_by(&other)
+        .play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    let leaked: Vec<String> = other
+        .take_requests()
+        .iter()
+        .filter_map(|r| r.header("Authorization").map(String::from))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "credentials for 127.0.0.1:{} sent to 127.0.0.1:{}: {leaked:?}",
+        cam.port(),
+        other.port()
+    );
+}
+
+#[test]
+fn digest_after_a_same_origin_redirect() {
+    let f = frames(2, 320, 240, 2170);
+    let dc = DigestCamera::new("admin", "pw", false, vec![stream(&f, 0, Step::Stall)]);
+    let cam = FakeCamera::start(move |req| {
+        if req.path() == "/" {
+            vec![
+                Step::Write(head(
+                    "HTTP/1.1 302 Found",
+                    &[("Location", DAHUA_PATH), ("Content-Length", "0")],
+                )),
+                Step::Close,
+            ]
+        } else {
+            dc.handle(req)
+        }
+    });
+    let src = Src::for_camera(&cam, "/")
+        .set("user-id", "admin")
+        .set("user-pw", "pw")
+        .play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+}

@@ -343,6 +343,34 @@ fn caps_carry_sof_size_and_renegotiate() {
 }
 
 #[test]
+fn pts_is_the_running_time_of_the_first_byte() {
+    // Half a frame, a 400 ms pause (server pacing), the rest: the PTS is
+    // taken when the part started arriving, not when it completed.
+    let j = jpeg(320, 240, 4290);
+    let part = std_part(&j);
+    let (a, b) = part.split_at(part.len() / 2);
+    let cam = FakeCamera::scripted(vec![vec![
+        Step::Write(cat(&[
+            &head_http10(&mjpeg_type(B)),
+            format!("--{B}\r\n").as_bytes(),
+            a,
+        ])),
+        Step::Pause(Duration::from_millis(400)),
+        Step::Write(cat(&[b, &delim()])),
+        Step::Stall,
+    ]]);
+    let src = Src::fast(&cam.url("/")).play();
+    let f = src.frames(1).remove(0);
+    let now = src.pipeline.current_running_time().expect("running time");
+    let pts = f.pts().expect("pts");
+    assert_eq!(f.data, j);
+    assert!(
+        pts + gst::ClockTime::from_mseconds(300) <= now,
+        "PTS {pts} is not the arrival of the first byte (pulled at {now})"
+    );
+}
+
+#[test]
 fn pts_running_time_monotonic_offsets_sequential() {
     let f = frames(6, 320, 240, 4300);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
@@ -636,7 +664,9 @@ fn stats_fields_present_and_consistent() {
 
     let src = src.play();
     assert_frames(&data(src.frames(10)), &f);
-    let s = src.wait_stats("all pushed", |s| s.u64("frames-pushed") >= 10);
+    let s = src.wait_stats("all received and pushed", |s| {
+        s.u64("frames-pushed") >= 10 && s.u64("frames-received") >= 10
+    });
     check_stats_shape(&s, &url, 6);
     assert_eq!(s.u64("frames-received"), 10, "{}", s.0);
     assert_eq!(s.u64("frames-pushed"), 10, "{}", s.0);
@@ -663,6 +693,8 @@ fn stats_fields_present_and_consistent() {
         b2 >= b && b2 <= sent,
         "bytes-received {b2} not in [{b}, {sent}]"
     );
+    // Every buffer went back to the pool: nothing leaks.
+    src.wait_stats("all buffers free again", |s| s.u32("free-buffers") == 6);
 }
 
 #[test]

@@ -531,3 +531,19 @@ fn chunked_terminator_ends_the_stream() {
         t.elapsed()
     );
 }
+
+#[test]
+fn endless_chunk_size_line_reconnects() {
+    // A chunk-size line that never ends: capped, the connection abandoned.
+    let f = frames(2, 320, 240, 1140);
+    let mut junk = head_http11_chunked(&mjpeg_type(B));
+    junk.extend(std::iter::repeat_n(b'0', 256 * 1024));
+    let cam = FakeCamera::scripted(vec![
+        vec![Step::Write(junk), Step::Stall],
+        with(stream(&f, 0), [Step::Stall]),
+    ]);
+    let src = Src::for_camera(&cam, "/").set("timeout", 2u32).play();
+    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    assert_frames(&data, &f);
+    assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
+}

@@ -90,3 +90,30 @@ fn plain_http_to_a_tls_port_fails_cleanly() {
     let t = src.stop();
     assert!(t < Duration::from_secs(1), "stop took {t:?}");
 }
+
+#[test]
+fn stalled_tls_handshake_times_out_and_stop_is_quick() {
+    // A plain TCP server that never answers the ClientHello: the handshake
+    // hangs; connect-timeout ends it (a reconnect, not a fatal TLS error),
+    // and PLAYING->NULL is immediate meanwhile.
+    let cam = FakeCamera::scripted(vec![]);
+    let src = Src::fast(&cam.https_url("/"))
+        .set("ssl-strict", false)
+        .set("connect-timeout", 1u32)
+        .play();
+    let m = src
+        .element_message("mjpegsrc-reconnect", WAIT)
+        .unwrap_or_else(|| {
+            panic!(
+                "reconnect after the handshake timeout: {:?}",
+                src.posted_error()
+            )
+        });
+    assert!(
+        !m.get::<String>("reason").expect("reason").is_empty(),
+        "{m}"
+    );
+    assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
+    let t = src.stop();
+    assert!(t < Duration::from_secs(1), "stop took {t:?}");
+}

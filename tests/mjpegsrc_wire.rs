@@ -80,9 +80,24 @@ fn serve(
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
     let src = Src::for_camera(&cam, "/stream").play();
-    let got = src.frame_data(frames.len());
-    assert_frames(&got, frames);
+    let got = src.frames(frames.len());
+    let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
+    assert_frames(&data, frames);
+    // Nothing was lost: only the first buffer may be DISCONT; offsets are
+    // consecutive sequence numbers.
+    assert_continuous(&got);
     Run { src, _cam: cam }
+}
+
+fn assert_continuous(got: &[Frame]) {
+    for (i, w) in got.windows(2).enumerate() {
+        assert!(
+            !w[1].discont(),
+            "frame {} is DISCONT but nothing was lost: {got:?}",
+            i + 1
+        );
+        assert_eq!(w[1].offset(), w[0].offset() + 1, "offsets: {got:?}");
+    }
 }
 
 /// Standard case: HTTP/1.0 close-delimited, `boundary=frame`, paced on
@@ -593,6 +608,24 @@ fn part_type_variants() {
 }
 
 #[test]
+fn jpeg_typed_part_that_is_not_a_jpeg_is_skipped() {
+    // `Content-Type: image/jpeg` on an HTML error page (camera firmware in a
+    // bad mood): not a frame, skipped and counted, stream goes on.
+    let f = frames(3, 320, 240, 605);
+    let html = b"<html><body>Server busy</body></html>";
+    let mut body = format!("--{B}\r\n").into_bytes();
+    body.extend_from_slice(&ct_len(&f[0]));
+    body.extend_from_slice(&delim(B));
+    body.extend_from_slice(&ct_len(html));
+    body.extend_from_slice(&delim(B));
+    for j in &f[1..] {
+        body.extend_from_slice(&ct_len(j));
+        body.extend_from_slice(&delim(B));
+    }
+    serve_std(&body, &f).counters(3, 1, 0);
+}
+
+#[test]
 fn part_without_content_type() {
     let f = frames(4, 320, 240, 450);
     let body = body_with_headers(&f, |_, j| vec![format!("Content-Length: {}", j.len())]);
@@ -739,7 +772,15 @@ fn content_length_too_large_resyncs() {
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
     let src = Src::for_camera(&cam, "/").play();
-    let got = src.frame_data(4);
+    let frames = src.frames(4);
+    // Part 2 was lost in the resync: the next buffer is DISCONT.
+    let flags: Vec<bool> = frames.iter().map(|f| f.discont()).collect();
+    assert_eq!(
+        &flags[1..],
+        &[true, false, false],
+        "DISCONT flags {frames:?}"
+    );
+    let got: Vec<Vec<u8>> = frames.into_iter().map(|f| f.data).collect();
     assert!(
         got[0].starts_with(&f[0]),
         "first frame must start with the whole JPEG 0 ({} bytes), got {} bytes",
@@ -879,8 +920,10 @@ fn delimiter_glued_to_next_header() {
     .counters(4, 0, 0);
 }
 
-#[test]
-fn close_delimiter_ends_the_stream() {
+/// Two frames, then `--frame--` and a frame-like part on the same
+/// connection (held open), then two frames on the next connection. Returns
+/// the time between the 2nd and the 3rd frame.
+fn close_delimiter(timeout: Option<u32>) -> Duration {
     // `--frame--` closes the stream: what follows on that connection is not
     // delivered; the element reconnects and reads on.
     let f1 = frames(2, 320, 240, 620);
@@ -894,7 +937,7 @@ fn close_delimiter_ends_the_stream() {
         Coding::Identity,
         0,
     );
-    // boundary_after() ended with `\r\n--frame\r\n`; close with an empty
+    // boundary_after() ended with `\r\n--frame\r\n`; close with a text
     // part and the close delimiter, then junk that looks like a frame.
     let mut tail = format!("Content-Type: text/plain\r\n\r\nbye\r\n--{B}--\r\n").into_bytes();
     tail.extend_from_slice(&ct_len(&after_close));
@@ -911,12 +954,43 @@ fn close_delimiter_ends_the_stream() {
     );
     s2.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    // timeout=1: an element that waits for EOF after `--B--` still moves on.
-    let src = Src::for_camera(&cam, "/").set("timeout", 1u32).play();
-    let got = src.frame_data(4);
+    let mut src = Src::for_camera(&cam, "/");
+    if let Some(t) = timeout {
+        src = src.set("timeout", t);
+    }
+    let src = src.play();
+    let mut got = src.frame_data(2);
+    let t = std::time::Instant::now();
+    // Up to 15 s: long enough to tell "after the default 10 s stall timeout"
+    // from "never".
+    for _ in 0..2 {
+        let f = src.frame(Duration::from_secs(15)).unwrap_or_else(|| {
+            panic!("no frame from the next connection; stats {}", src.stats().0)
+        });
+        got.push(f.data);
+    }
+    let waited = t.elapsed();
     assert_frames(&got, &[f1, f2].concat());
     let s = src.wait_stats("reconnect counted", |s| s.u64("reconnects") >= 1);
     assert_eq!(s.u64("reconnects"), 1, "{}", s.0);
+    waited
+}
+
+#[test]
+fn close_delimiter_ends_the_stream() {
+    // timeout=1: even an element that waits for EOF after `--B--` moves on.
+    close_delimiter(Some(1));
+}
+
+#[test]
+fn close_delimiter_ends_the_connection_promptly() {
+    // Default timeout (10 s): after `--B--` the stream is over, the element
+    // must not sit on the open connection until it counts as stalled.
+    let waited = close_delimiter(None);
+    assert!(
+        waited < Duration::from_secs(3),
+        "reconnected {waited:?} after the closing delimiter"
+    );
 }
 
 #[test]
@@ -1077,7 +1151,14 @@ fn oversized_part_with_length_is_dropped_and_counted() {
     let src = Src::for_camera(&cam, "/")
         .set("max-frame-size", 64u32 * 1024)
         .play();
-    assert_frames(&src.frame_data(4), &want);
+    let got = src.frames(4);
+    let flags: Vec<bool> = got.iter().map(|f| f.discont()).collect();
+    assert_eq!(
+        &flags[1..],
+        &[false, true, false],
+        "DISCONT after the drop: {got:?}"
+    );
+    assert_frames(&got.into_iter().map(|f| f.data).collect::<Vec<_>>(), &want);
     let s = src.wait_stats("drop counted", |s| {
         s.u64("dropped-too-big") >= 1 && s.u64("frames-pushed") >= 4
     });
@@ -1116,7 +1197,14 @@ fn oversized_part_without_length_is_dropped_and_counted() {
     let src = Src::for_camera(&cam, "/")
         .set("max-frame-size", 64u32 * 1024)
         .play();
-    assert_frames(&src.frame_data(4), &want);
+    let got = src.frames(4);
+    let flags: Vec<bool> = got.iter().map(|f| f.discont()).collect();
+    assert_eq!(
+        &flags[1..],
+        &[false, true, false],
+        "DISCONT after the drop: {got:?}"
+    );
+    assert_frames(&got.into_iter().map(|f| f.data).collect::<Vec<_>>(), &want);
     let s = src.wait_stats("drop counted", |s| {
         s.u64("dropped-too-big") >= 1 && s.u64("frames-pushed") >= 4
     });
