@@ -245,6 +245,19 @@ fn boundary_parameter_missing() {
 }
 
 #[test]
+fn boundary_parameter_empty() {
+    let f = frames(4, 320, 240, 165);
+    serve(
+        &head_http10("multipart/x-mixed-replace; boundary="),
+        &boundary_after("emptyhint", &f),
+        &f,
+        Some(&delim("emptyhint")),
+        Coding::Identity,
+    )
+    .counters(4, 0, 0);
+}
+
+#[test]
 fn boundary_parameter_quoted() {
     let b = "MOBOTIX_Fast_Serverpush";
     let f = frames(4, 320, 240, 170);
