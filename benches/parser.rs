@@ -1,1 +1,110 @@
-fn main() {}
+//! Multipart parser throughput on a stream of ~100 KB frames, fed in the
+//! chunk sizes an HTTP client hands over.
+//!
+//! `cargo bench --bench parser`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gstmjpeg::multipart::{Handler, Limits, Parser, PartInfo};
+
+const FRAME_SIZE: usize = 100 * 1024;
+const FRAMES: usize = 20;
+
+/// Counts what a consumer would copy.
+#[derive(Default)]
+struct Count {
+    bytes: usize,
+    frames: usize,
+}
+
+impl Handler for Count {
+    fn part_start(&mut self, _info: &PartInfo) -> bool {
+        true
+    }
+    fn part_data(&mut self, data: &[u8]) -> bool {
+        self.bytes += data.len();
+        true
+    }
+    fn part_end(&mut self) {
+        self.frames += 1;
+    }
+    fn part_abort(&mut self) {}
+    fn event(&mut self, _ev: gstmjpeg::multipart::Event) {}
+}
+
+/// A JPEG-shaped frame: SOI, one SOS segment, pseudo-random entropy-coded
+/// bytes (with FF 00 stuffing, like a real encoder), EOI.
+fn frame(seed: u32) -> Vec<u8> {
+    let mut j = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x08, 1, 1, 0, 0, 0x3F, 0];
+    let mut x = seed | 1;
+    while j.len() < FRAME_SIZE - 2 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let byte = x as u8;
+        j.push(byte);
+        if byte == 0xFF {
+            j.push(0);
+        }
+    }
+    j.extend_from_slice(&[0xFF, 0xD9]);
+    j
+}
+
+/// (name, Content-Type, body) of each stream variant.
+fn streams() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+    let frames: Vec<Vec<u8>> = (0..FRAMES as u32).map(frame).collect();
+    let mut with_length = b"--frame\r\n".to_vec();
+    let mut without_length = b"--frame\r\n".to_vec();
+    let mut raw = Vec::new();
+    for f in &frames {
+        let headers = format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: 1712345678.123456\r\n\r\n",
+            f.len()
+        );
+        with_length.extend_from_slice(headers.as_bytes());
+        with_length.extend_from_slice(f);
+        with_length.extend_from_slice(b"\r\n--frame\r\n");
+        without_length.extend_from_slice(b"Content-Type: image/jpeg\r\n\r\n");
+        without_length.extend_from_slice(f);
+        without_length.extend_from_slice(b"\r\n--frame\r\n");
+        raw.extend_from_slice(f);
+    }
+    let multipart = "multipart/x-mixed-replace;boundary=frame";
+    vec![
+        ("content-length", multipart, with_length),
+        ("no-length", multipart, without_length),
+        ("raw-jpeg", "image/jpeg", raw),
+    ]
+}
+
+fn parse(content_type: &str, body: &[u8], chunk_size: usize) -> Count {
+    let mut parser = Parser::new(Some(content_type), Limits::default());
+    let mut count = Count::default();
+    for chunk in body.chunks(chunk_size) {
+        parser.feed(chunk, &mut count).expect("valid stream");
+    }
+    parser.finish(&mut count);
+    count
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parser");
+    for (name, content_type, body) in streams() {
+        let check = parse(content_type, &body, 8192);
+        assert_eq!(check.frames, FRAMES, "{name}");
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        for chunk_size in [8 * 1024, 64 * 1024] {
+            group.bench_with_input(
+                BenchmarkId::new(name, format!("{}KiB", chunk_size / 1024)),
+                &chunk_size,
+                |b, &chunk_size| b.iter(|| black_box(parse(content_type, &body, chunk_size))),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);

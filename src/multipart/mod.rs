@@ -1,4 +1,9 @@
 //! Multipart (`multipart/x-mixed-replace`) handling for MJPEG over HTTP.
+//!
+//! [`Parser`] is an incremental push parser for response bodies: feed it
+//! chunks as they arrive and a [`Handler`] receives each part's body as
+//! slices of those chunks, released the moment the part is complete. It reads
+//! every framing variant real cameras send, and raw concatenated JPEGs.
 mod parser;
 
 pub use parser::*;

@@ -17,12 +17,20 @@
 //! # Multipart state machine
 //!
 //! ```text
-//!   Start ──'-'──▶ Between ──delimiter prefix──▶ DelimiterLine ──▶ Headers
-//!     │             ▲   │ other bytes                 │ `--B--`      │ blank line
-//!     │ header      │   ▼                             ▼              ▼
-//!     └──────────▶ Headers    Resync ──delimiter──▶ DelimiterLine   Counted (trusted Content-Length)
-//!                   │ junk      ▲                    ▲              Scanned (no length)
-//!                   └───────────┘                    └── Scanned ───┘
+//! state          input                                  next state
+//! Start          '-' / 0xFF / anything else             Between / Raw / Headers
+//! Between        line ends                              Between
+//!                the delimiter (a prefix of its line)   DelimiterLine
+//!                anything else                          Resync
+//! DelimiterLine  `--` after the delimiter               Between (Event::Closed)
+//!                end of line                            Headers
+//! Headers        blank line, or 0xFF at a line start    Counted (trusted length) or Scanned
+//!                a delimiter line before any header     Headers (start over)
+//!                a line that is no header               Resync
+//! Counted        last byte, FF D9 near the end          Between
+//!                last byte, no FF D9 near the end       Scanned (Event::LengthMismatch)
+//! Scanned        `\r?\n` + delimiter                    DelimiterLine
+//! Resync         `\n` + delimiter                       DelimiterLine
 //! ```
 //!
 //! * **Start**: the first byte tells a delimiter (`-`), raw JPEG (`0xFF`) and
@@ -443,7 +451,8 @@ struct Headers {
     size: usize,
 }
 
-/// Incremental MJPEG body parser; see the [module documentation](self).
+/// Incremental MJPEG body parser. Its state machine is described at the
+/// top of `src/multipart/parser.rs`.
 pub struct Parser {
     limits: Limits,
     state: State,
