@@ -254,8 +254,14 @@ async fn open(config: &Config, auth: &mut Auth) -> Result<(Url, Response), Outco
     let mut url = config.url.clone();
     let mut redirects = 0;
     let mut auth_rounds = 0;
+    let origin = url.origin();
     loop {
-        let authorization = auth.authorization(&path_and_query(&url));
+        // Credentials go only to the origin they were given for, never to
+        // a host a redirect points at.
+        let same_origin = url.origin() == origin;
+        let authorization = same_origin
+            .then(|| auth.authorization(&path_and_query(&url)))
+            .flatten();
         let resp = http::get(&config.http, &url, authorization.as_deref())
             .await
             .map_err(|e| match e {
@@ -292,7 +298,9 @@ async fn open(config: &Config, auth: &mut Auth) -> Result<(Url, Response), Outco
             }
             401 => {
                 auth_rounds += 1;
-                let verdict = if auth_rounds > MAX_AUTH_ROUNDS {
+                let verdict = if !same_origin {
+                    Verdict::Refused("credentials are not sent to a redirected origin".into())
+                } else if auth_rounds > MAX_AUTH_ROUNDS {
                     Verdict::Refused("authentication keeps failing".into())
                 } else {
                     auth.challenge(resp.headers_named("www-authenticate"))
@@ -391,6 +399,11 @@ async fn session(
                         reason: format!("unrecoverable stream: {e}"),
                     };
                 }
+                if std::mem::take(&mut assembler.closed) {
+                    return Outcome::Lost {
+                        reason: "the server ended the stream (closing boundary)".into(),
+                    };
+                }
             }
             Ok(None) => {
                 parser.finish(assembler);
@@ -428,6 +441,8 @@ struct Assembler {
     discont: bool,
     /// Inside a run of consecutive drops (an "overrun").
     overrun: bool,
+    /// The closing delimiter arrived: the stream is over.
+    closed: bool,
 }
 
 enum Drop {
@@ -445,6 +460,7 @@ impl Assembler {
             completed: 0,
             discont: true,
             overrun: false,
+            closed: false,
         }
     }
 
@@ -477,6 +493,11 @@ impl Assembler {
     }
 
     fn enqueue(&mut self, frame: Frame) {
+        // Count under the stats lock before the frame becomes visible to
+        // create(), so frames-pushed never overtakes frames-received.
+        let mut stats = lock(&self.shared.stats);
+        stats.frames_received += 1;
+        stats.frame_completed(Instant::now());
         let evicted = {
             let mut queue = lock(&self.shared.queue);
             let mut evicted = false;
@@ -494,10 +515,6 @@ impl Assembler {
             queue.push_back(Item::Frame(frame));
             evicted
         };
-        self.shared.ready.notify_one();
-        let mut stats = lock(&self.shared.stats);
-        stats.frames_received += 1;
-        stats.frame_completed(Instant::now());
         if evicted {
             stats.dropped_queue_full += 1;
             if !self.overrun {
@@ -507,6 +524,8 @@ impl Assembler {
         } else {
             self.overrun = false;
         }
+        drop(stats);
+        self.shared.ready.notify_one();
     }
 }
 
@@ -607,7 +626,10 @@ impl Handler for Assembler {
                     "Content-Length did not match the part; framing by boundary"
                 );
             }
-            Event::Closed => gst::debug!(CAT, "The server sent the closing boundary"),
+            Event::Closed => {
+                gst::debug!(CAT, "The server sent the closing boundary");
+                self.closed = true;
+            }
         }
     }
 }
