@@ -557,6 +557,61 @@ impl Body {
         Ok(true)
     }
 
+    /// Whether [`Body::read_direct`] can be used now: nothing is buffered
+    /// and the framing has body bytes due (not a chunk-size line).
+    pub fn can_read_direct(&self) -> bool {
+        self.start == self.end
+            && !self.eof
+            && match &self.framing {
+                Framing::Close => true,
+                Framing::Length(left) => *left > 0,
+                Framing::Chunked(ChunkState::Data(left)) => *left > 0,
+                Framing::Chunked(_) => false,
+            }
+    }
+
+    /// Read body bytes straight from the socket into `dst` (no buffer in
+    /// between). Returns 0 at the end of the body. Only valid when
+    /// [`Body::can_read_direct`] said so.
+    pub async fn read_direct(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
+        let limit = match &self.framing {
+            Framing::Close => dst.len(),
+            Framing::Length(left) | Framing::Chunked(ChunkState::Data(left)) => {
+                usize::try_from(*left).map_or(dst.len(), |l| l.min(dst.len()))
+            }
+            Framing::Chunked(_) => 0,
+        };
+        if limit == 0 || self.start != self.end {
+            return Ok(0);
+        }
+        let n = self
+            .stream
+            .read(&mut dst[..limit])
+            .await
+            .map_err(HttpError::Io)?;
+        match &mut self.framing {
+            Framing::Close => {}
+            Framing::Length(left) => *left -= n as u64,
+            Framing::Chunked(state) => {
+                if n == 0 {
+                    return Err(HttpError::Protocol(
+                        "connection closed inside a chunk".into(),
+                    ));
+                }
+                if let ChunkState::Data(left) = state {
+                    *left -= n as u64;
+                    if *left == 0 {
+                        *state = ChunkState::DataEnd;
+                    }
+                }
+            }
+        }
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+
     /// The next piece of the body, `None` at its end. The slice is valid
     /// until the next call.
     pub async fn chunk(&mut self) -> Result<Option<&[u8]>, HttpError> {

@@ -378,17 +378,40 @@ async fn session(
     }
 
     loop {
-        let next = resp.body.chunk();
-        let chunk = match config.timeout {
-            Some(t) => match tokio::time::timeout(t, next).await {
-                Ok(r) => r,
-                Err(_) => {
+        // Inside a frame of known length, read from the socket straight into
+        // the pool buffer: the kernel's copy is the only one.
+        if resp.body.can_read_direct()
+            && let Some(remaining) = parser.direct_remaining()
+            && let Some(dst) = assembler.spare(remaining)
+        {
+            let n = match stall_guard(config.timeout, resp.body.read_direct(dst)).await {
+                Ok(Ok(0)) => {
+                    parser.finish(assembler);
                     return Outcome::Lost {
-                        reason: format!("stalled: no data for {} s", t.as_secs()),
+                        reason: "the server closed the stream".into(),
                     };
                 }
-            },
-            None => next.await,
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    return Outcome::Lost {
+                        reason: e.to_string(),
+                    };
+                }
+                Err(stalled) => return stalled,
+            };
+            lock(&assembler.shared.stats).bytes_received += n as u64;
+            let (last, len) = assembler.commit_direct(n);
+            if let Err(e) = parser.feed_direct(n, &last[..len], assembler) {
+                return Outcome::Lost {
+                    reason: format!("unrecoverable stream: {e}"),
+                };
+            }
+            continue;
+        }
+
+        let chunk = match stall_guard(config.timeout, resp.body.chunk()).await {
+            Ok(chunk) => chunk,
+            Err(stalled) => return stalled,
         };
         match chunk {
             Ok(Some(data)) => {
@@ -417,6 +440,21 @@ async fn session(
                 };
             }
         }
+    }
+}
+
+/// Await a read, or report a stall after `timeout` without data.
+async fn stall_guard<F: std::future::Future>(
+    timeout: Option<Duration>,
+    read: F,
+) -> Result<F::Output, Outcome> {
+    match timeout {
+        Some(t) => tokio::time::timeout(t, read)
+            .await
+            .map_err(|_| Outcome::Lost {
+                reason: format!("stalled: no data for {} s", t.as_secs()),
+            }),
+        None => Ok(read.await),
     }
 }
 
@@ -466,6 +504,36 @@ impl Assembler {
 
     fn abort_current(&mut self) {
         self.current = None;
+    }
+
+    /// The unwritten room of the frame being filled, at most `want` bytes;
+    /// `None` without a frame or when it is full (the next bytes then go
+    /// through `part_data`, which drops the frame as too big).
+    fn spare(&mut self, want: u64) -> Option<&mut [u8]> {
+        let b = self.current.as_mut()?;
+        let room = b.map.len() - b.len;
+        let n = usize::try_from(want).map_or(room, |w| w.min(room));
+        (n > 0).then(|| &mut b.map[b.len..b.len + n])
+    }
+
+    /// `n` bytes were read into [`Assembler::spare`]: take them into the
+    /// frame, check the JPEG start, and return the frame's last bytes for
+    /// the parser's end check.
+    fn commit_direct(&mut self, n: usize) -> ([u8; 64], usize) {
+        let mut last = [0u8; 64];
+        let Some(b) = &mut self.current else {
+            return (last, 0);
+        };
+        let checked_soi = b.len >= 2;
+        b.len += n;
+        let tail = &b.map[b.len.saturating_sub(last.len())..b.len];
+        last[..tail.len()].copy_from_slice(tail);
+        let len = tail.len();
+        if !checked_soi && b.len >= 2 && !jpeg::starts_with_soi(&b.map[..b.len]) {
+            self.current = None;
+            lock(&self.shared.stats).skipped_parts += 1;
+        }
+        (last, len)
     }
 
     fn dropped(&mut self, why: Drop) {

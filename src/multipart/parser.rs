@@ -381,6 +381,13 @@ impl Tail {
         }
     }
 
+    /// Replace the window with the last bytes of the body.
+    fn set(&mut self, last: &[u8]) {
+        let last = &last[last.len().saturating_sub(EOI_WINDOW)..];
+        self.bytes[..last.len()].copy_from_slice(last);
+        self.len = last.len();
+    }
+
     fn contains_eoi(&self) -> bool {
         self.bytes[..self.len].windows(2).any(|w| w == [0xFF, 0xD9])
     }
@@ -774,7 +781,13 @@ impl Parser {
     ) -> Result<usize, ParseError> {
         let take = usize::try_from(remaining).map_or(input.len(), |r| r.min(input.len()));
         self.body_data(&input[..take], h)?;
-        let remaining = remaining - take as u64;
+        self.counted_advance(remaining - take as u64, h);
+        Ok(take)
+    }
+
+    /// After counted body bytes: complete the part when its length is in
+    /// (or fall back to scanning when it does not end like a JPEG).
+    fn counted_advance<H: Handler>(&mut self, remaining: u64, h: &mut H) {
         self.state = if remaining > 0 {
             State::Counted { remaining }
         } else if !self.body.jpeg || self.body.tail.contains_eoi() {
@@ -788,7 +801,44 @@ impl Parser {
             self.scanner.reset(false);
             State::Scanned
         };
-        Ok(take)
+    }
+
+    /// Inside an accepted part framed by a trusted Content-Length: how many
+    /// body bytes are still due. The caller may read up to that many bytes
+    /// itself, straight into the part's destination (so the socket read is
+    /// the only copy), and report them with [`Parser::feed_direct`].
+    pub fn direct_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Counted { remaining } if self.body.sink == Sink::Delivering => Some(remaining),
+            _ => None,
+        }
+    }
+
+    /// Account for `n` body bytes the caller wrote into the current part's
+    /// destination itself (see [`Parser::direct_remaining`]); `last` holds
+    /// the last bytes of the part so far (up to 64 are used, to check how
+    /// it ends). Exactly as if they had been fed, except that they are not
+    /// passed to [`Handler::part_data`]. Ignored outside a direct read.
+    pub fn feed_direct<H: Handler>(
+        &mut self,
+        n: usize,
+        last: &[u8],
+        h: &mut H,
+    ) -> Result<(), ParseError> {
+        let Some(remaining) = self.direct_remaining() else {
+            return Ok(());
+        };
+        let n = usize::try_from(remaining).map_or(n, |r| r.min(n));
+        let body = &mut self.body;
+        body.size += n as u64;
+        if body.size > self.limits.max_part_size as u64 {
+            self.abort_part(h);
+            self.state = State::Failed(ParseError::PartTooLarge);
+            return Err(ParseError::PartTooLarge);
+        }
+        body.tail.set(last);
+        self.counted_advance(remaining - n as u64, h);
+        Ok(())
     }
 
     fn scanned<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
@@ -1020,7 +1070,49 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         assert_eq!(parse(content_type, &bytes), whole, "byte by byte");
+        for step in [1, 3, 7, 64, input.len().max(1)] {
+            assert_eq!(
+                parse_direct(content_type, input, step),
+                whole,
+                "direct reads of {step}"
+            );
+        }
         whole
+    }
+
+    /// Parses `input` in chunks of `step`, writing counted bodies into the
+    /// handler's frame directly and reporting them with `feed_direct`, as
+    /// the source does when it reads from the socket into a pool buffer.
+    fn parse_direct(content_type: Option<&str>, input: &[u8], step: usize) -> Recorder {
+        let mut parser = Parser::new(content_type, Limits::default());
+        let mut rec = Recorder::default();
+        let mut rest = input;
+        while !rest.is_empty() {
+            let result = match (parser.direct_remaining(), rec.current.as_mut()) {
+                (Some(due), Some(frame)) => {
+                    let n = usize::try_from(due)
+                        .unwrap_or(usize::MAX)
+                        .min(step)
+                        .min(rest.len());
+                    frame.extend_from_slice(&rest[..n]);
+                    let last = frame[frame.len().saturating_sub(64)..].to_vec();
+                    rest = &rest[n..];
+                    parser.feed_direct(n, &last, &mut rec)
+                }
+                _ => {
+                    let n = step.min(rest.len());
+                    let result = parser.feed(&rest[..n], &mut rec);
+                    rest = &rest[n..];
+                    result
+                }
+            };
+            if let Err(e) = result {
+                rec.error = Some(e);
+                return rec;
+            }
+        }
+        parser.finish(&mut rec);
+        rec
     }
 
     fn cat(pieces: &[&[u8]]) -> Vec<u8> {
