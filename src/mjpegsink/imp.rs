@@ -503,12 +503,13 @@ impl BaseSinkImpl for MjpegSink {
             };
             gst::error_msg!(
                 kind,
-                [
+                (
                     "Cannot listen on {}:{}: {}",
                     settings.host,
                     settings.port,
                     e
-                ]
+                ),
+                ["bind failed: {:?}", e]
             )
         })?;
 
@@ -521,7 +522,7 @@ impl BaseSinkImpl for MjpegSink {
         let server = Server::start(listener, settings.server_config(), events).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenWrite,
-                ["Cannot start the HTTP server: {}", e]
+                ("Cannot start the HTTP server: {}", e)
             )
         })?;
         let addr = server.local_addr();
