@@ -13,6 +13,7 @@
 //! which is exact only for a server that never drops frames.
 //!
 //! `--raw` connects without sending an HTTP request (for tcpserversink).
+//! Connections are spread over `--ramp` seconds (keep it below `--warmup`).
 //!
 //! ```text
 //! cargo run --release --example multiclient -- --url http://127.0.0.1:8080/stream --clients 100
@@ -38,12 +39,14 @@ struct Args {
     fps: f64,
     raw: bool,
     threads: usize,
+    ramp: f64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: multiclient --url http://HOST:PORT/PATH [--clients K] [--slow N] \
-         [--slow-rate BYTES_PER_S] [--warmup S] [--duration S] [--fps F] [--raw] [--threads T]"
+         [--slow-rate BYTES_PER_S] [--warmup S] [--duration S] [--fps F] [--raw] [--threads T] \
+         [--ramp S]"
     );
     std::process::exit(2)
 }
@@ -61,6 +64,7 @@ fn parse_args() -> Args {
         fps: 30.0,
         raw: false,
         threads: 1,
+        ramp: 1.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -82,6 +86,7 @@ fn parse_args() -> Args {
             "--duration" => a.duration = val().parse().unwrap_or_else(|_| usage()),
             "--fps" => a.fps = val().parse().unwrap_or_else(|_| usage()),
             "--threads" => a.threads = val().parse().unwrap_or_else(|_| usage()),
+            "--ramp" => a.ramp = val().parse().unwrap_or_else(|_| usage()),
             "--raw" => a.raw = true,
             _ => usage(),
         }
@@ -167,8 +172,17 @@ impl Parser {
     }
 }
 
-async fn run_client(a: Arc<Args>, slow: bool, t0: Instant, stop: Arc<AtomicBool>) -> ClientResult {
+async fn run_client(
+    a: Arc<Args>,
+    index: usize,
+    slow: bool,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> ClientResult {
     let mut r = ClientResult::default();
+    // Spread connections over --ramp seconds (small listen backlogs).
+    let total = (a.clients + a.slow).max(1) as f64;
+    tokio::time::sleep(Duration::from_secs_f64(a.ramp * index as f64 / total)).await;
     let mut s = match TcpStream::connect((a.host.as_str(), a.port)).await {
         Ok(s) => s,
         Err(e) => {
@@ -302,7 +316,13 @@ fn main() {
         let mut handles = Vec::new();
         for i in 0..a.clients + a.slow {
             let slow = i >= a.clients;
-            handles.push(tokio::spawn(run_client(a.clone(), slow, t0, stop.clone())));
+            handles.push(tokio::spawn(run_client(
+                a.clone(),
+                i,
+                slow,
+                t0,
+                stop.clone(),
+            )));
         }
         let end = a.warmup + a.duration + 0.5;
         tokio::time::sleep(Duration::from_secs_f64(end)).await;
