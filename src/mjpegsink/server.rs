@@ -16,8 +16,10 @@
 //! previous one is almost all in the kernel), and the kernel's unsent queue
 //! (`TCP_NOTSENT_LOWAT`, the `unsent-limit` property), which unlike a small
 //! `SO_SNDBUF` does not limit throughput on long fat links. A client that
-//! cannot keep up therefore receives fewer frames, each at most about two
-//! frames' transmission time old, instead of building seconds of backlog.
+//! cannot keep up therefore receives fewer frames, each about two frames'
+//! transmission time old (the client's own receive buffer holds about one),
+//! instead of building seconds of backlog: a 100 kB/s viewer of 720p30 is
+//! ~2 s behind live instead of 7-30 s.
 //!
 //! # Wire format
 //! Streams are answered `HTTP/1.0 200 OK` with `Connection: close` and a
