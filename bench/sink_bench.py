@@ -1,0 +1,255 @@
+#!/usr/bin/env python3
+"""Benchmark mjpegsink against `multipartmux ! tcpserversink`.
+
+One invocation serves live `videotestsrc pattern=smpte horizontal-speed=4 !
+jpegenc quality=85` at 30 fps (1280x720, and 640x480 for the largest K) to K
+clients from each server and reports, per run: per-client delivered fps
+(min / median over clients), server CPU % (of one core, averaged over the
+measurement window; includes encoding -- see the K=0 baseline rows), RSS, and
+how far behind live frames arrive. A final run per server adds one viewer
+rate-limited to 100 kB/s next to 10 normal ones and reports how far behind
+live that slow viewer is, and whether the others kept 30 fps.
+
+Clients: one process (examples/multiclient.rs, tokio) holding all
+connections, so 1000 viewers do not need 1000 processes. It runs on the same
+machine and competes with the server for the CPUs.
+
+"Behind live" is arrival time minus the frame's X-Timestamp (mjpegsink stamps
+the wall clock when the frame was rendered). tcpserversink sends no
+timestamps: there it is estimated from the frame count (exact only because it
+never drops frames).
+
+Usage:
+    bench/sink_bench.py [--ks 1,10,100,1000] [--vga-k 1000] [--duration 10]
+                        [--warmup 4] [--servers mjpegsink,tcpserversink]
+                        [--no-slow] [--slow-servers mjpegsink,mjpegsink-unsent-limit-0,tcpserversink]
+                        [--no-build] [--client-threads 1]
+Prints progress on stderr and a Markdown table on stdout.
+"""
+
+import argparse
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+CLIENT = os.path.join(RELEASE, "examples", "multiclient")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def source(width, height):
+    return (
+        "videotestsrc is-live=true pattern=smpte horizontal-speed=4 ! "
+        f"video/x-raw,width={width},height={height},framerate=30/1 ! "
+        "jpegenc quality=85"
+    )
+
+
+def sink(server, port):
+    if server == "mjpegsink":
+        return f"mjpegsink host=127.0.0.1 port={port}"
+    if server == "mjpegsink-unsent-limit-0":
+        # The kernel's default (auto-tuned, up to 4 MiB) send buffering.
+        return f"mjpegsink host=127.0.0.1 port={port} unsent-limit=0"
+    if server == "tcpserversink":
+        return f"multipartmux ! tcpserversink host=127.0.0.1 port={port}"
+    if server == "fakesink":
+        return "fakesink sync=true"
+    raise ValueError(server)
+
+
+def run(server, width, height, k, slow, args):
+    port = free_port()
+    pipeline = f"{source(width, height)} ! {sink(server, port)}"
+    env = dict(os.environ, GST_PLUGIN_PATH=RELEASE)
+    proc = subprocess.Popen(
+        ["gst-launch-1.0", "-q"] + pipeline.split(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        if server == "fakesink":
+            time.sleep(args.warmup)
+            t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+            time.sleep(args.duration)
+            t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+            return {"cpu": 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0), "rss": rss_mib(proc.pid)}
+        if not wait_port(port):
+            raise RuntimeError(f"{server} did not listen: {proc.stderr.read1().decode()}")
+        cmd = [
+            CLIENT,
+            "--url", f"http://127.0.0.1:{port}/stream",
+            "--clients", str(k),
+            "--warmup", str(args.warmup),
+            "--duration", str(args.duration),
+            "--threads", str(args.client_threads),
+            "--ramp", str(min(args.warmup / 2, 2.0)),
+        ]
+        if slow:
+            cmd += ["--slow", "1", "--slow-rate", str(args.slow_rate)]
+        if server == "tcpserversink":
+            cmd.append("--raw")
+        client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(args.warmup)
+        t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+        time.sleep(args.duration)
+        t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+        rss = rss_mib(proc.pid)
+        out, err = client.communicate(timeout=60)
+        if client.returncode != 0:
+            raise RuntimeError(f"client failed: {err.decode()}")
+        res = json.loads(out)
+        res["cpu"] = 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0)
+        res["rss"] = rss
+        return res
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ks", default="1,10,100,1000")
+    ap.add_argument("--vga-k", type=int, default=1000, help="K for the 640x480 run (0 = skip)")
+    ap.add_argument("--servers", default="mjpegsink,tcpserversink")
+    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=4.0)
+    ap.add_argument("--slow-rate", type=int, default=100_000)
+    ap.add_argument("--client-threads", type=int, default=1)
+    ap.add_argument("--no-slow", action="store_true")
+    ap.add_argument("--slow-servers", default="mjpegsink,mjpegsink-unsent-limit-0,tcpserversink")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    if not args.no_build:
+        log("building (release) ...")
+        subprocess.run(
+            ["cargo", "build", "--release", "--lib", "--example", "multiclient"],
+            cwd=ROOT, check=True,
+        )
+
+    servers = args.servers.split(",")
+    ks = [int(k) for k in args.ks.split(",") if k]
+    runs = [(1280, 720, k) for k in ks]
+    if args.vga_k:
+        runs.append((640, 480, args.vga_k))
+
+    rows = []
+    for (w, h) in sorted({(w, h) for (w, h, _) in runs}, reverse=True):
+        log(f"baseline {w}x{h}: encoder only")
+        r = run("fakesink", w, h, 0, False, args)
+        rows.append(("encoder only (fakesink)", f"{w}x{h}", 0, r))
+    for (w, h, k) in runs:
+        for s in servers:
+            log(f"{s} {w}x{h} K={k}")
+            try:
+                r = run(s, w, h, k, False, args)
+            except Exception as e:  # report and go on
+                log(f"  failed: {e}")
+                r = {"error": str(e)}
+            log("  " + json.dumps(r))
+            rows.append((s, f"{w}x{h}", k, r))
+
+    slow_rows = []
+    if not args.no_slow:
+        for s in args.slow_servers.split(","):
+            log(f"{s} 1280x720 K=10 + 1 slow client at {args.slow_rate} B/s")
+            try:
+                r = run(s, 1280, 720, 10, True, args)
+            except Exception as e:
+                log(f"  failed: {e}")
+                r = {"error": str(e)}
+            log("  " + json.dumps(r))
+            slow_rows.append((s, r))
+
+    def f(x, fmt="{:.1f}"):
+        return "-" if x is None or (isinstance(x, float) and x != x) else fmt.format(x)
+
+    print(f"\nmeasured {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+          f"{args.warmup:g} s warm-up + {args.duration:g} s window per run\n")
+    print("| server | size | K | fps per client min / median | server CPU % | server RSS MiB "
+          "| behind live p50 / p95 (ms) |")
+    print("|---|---|---:|---|---:|---:|---|")
+    for (s, size, k, r) in rows:
+        if "error" in r:
+            print(f"| {s} | {size} | {k} | failed: {r['error'][:60]} | | | |")
+            continue
+        fast = r.get("fast")
+        if fast is None:
+            print(f"| {s} | {size} | - | - | {f(r['cpu'])} | {f(r['rss'])} | - |")
+            continue
+        print(
+            f"| {s} | {size} | {k} | {f(fast['fps_min'])} / {f(fast['fps_p50'])} | {f(r['cpu'])} "
+            f"| {f(r['rss'])} | {f(fast['lag_p50_s'] * 1000, '{:.0f}')} / "
+            f"{f(fast['lag_p95_s'] * 1000, '{:.0f}')} |"
+        )
+    if slow_rows:
+        print(f"\nOne viewer limited to {args.slow_rate / 1000:g} kB/s next to 10 normal "
+              "viewers, 1280x720 q85 30 fps:\n")
+        print("| server | slow viewer fps | slow viewer behind live p50 / max (s) "
+              "| other viewers fps min | server RSS MiB |")
+        print("|---|---:|---|---:|---:|")
+        for (s, r) in slow_rows:
+            if "error" in r:
+                print(f"| {s} | failed: {r['error'][:60]} | | | |")
+                continue
+            sl, fast = r["slow"], r["fast"]
+            print(
+                f"| {s} | {f(sl['fps_p50'])} | {f(sl['lag_p50_s'], '{:.2f}')} / "
+                f"{f(sl['lag_max_s'], '{:.2f}')} | {f(fast['fps_min'])} | {f(r['rss'])} |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+//! Many MJPEG viewers in one process, for benchmarking servers.
+//!
+//! Opens `--clients K` connections to `--url`, reads every stream as fast as
+//! the connection gives it (optionally plus `--slow N` viewers rate-limited
+//! to `--slow-rate` bytes/s), and after `--warmup` seconds measures for
+//! `--duration` seconds: frames per second per client and how far behind
+//! live each frame arrives. Prints one JSON object.
+//!
+//! Latency ("behind live"): arrival time minus the part's `X-Timestamp`
+//! (wall clock, same host) when present; otherwise (servers that send no
+//! timestamps, e.g. `multipartmux ! tcpserversink`) estimated as arrival
+//! time minus the time the n-th frame after connecting was due at `--fps`,
+//! which is exact only for a server that never drops frames.
+//!
+//! `--raw` connects without sending an HTTP request (for tcpserversink).
+//! Connections are spread over `--ramp` seconds (keep it below `--warmup`).
+//!
+//! ```text
+//! cargo run --release --example multiclient -- --url http://127.0.0.1:8080/stream --clients 100
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Clone)]
+struct Args {
+    host: String,
+    port: u16,
+    path: String,
+    clients: usize,
+    slow: usize,
+    slow_rate: f64,
+    warmup: f64,
+    duration: f64,
+    fps: f64,
+    raw: bool,
+    threads: usize,
+    ramp: f64,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: multiclient --url http://HOST:PORT/PATH [--clients K] [--slow N] \
+         [--slow-rate BYTES_PER_S] [--warmup S] [--duration S] [--fps F] [--raw] [--threads T] \
+         [--ramp S]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        host: "127.0.0.1".into(),
+        port: 8080,
+        path: "/stream".into(),
+        clients: 1,
+        slow: 0,
+        slow_rate: 100_000.0,
+        warmup: 2.0,
+        duration: 10.0,
+        fps: 30.0,
+        raw: false,
+        threads: 1,
+        ramp: 1.0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut val = || it.next().unwrap_or_else(|| usage());
+        match k.as_str() {
+            "--url" => {
+                let u = url::Url::parse(&val()).unwrap_or_else(|_| usage());
+                a.host = u.host_str().unwrap_or("127.0.0.1").to_string();
+                a.port = u.port_or_known_default().unwrap_or(80);
+                a.path = match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                };
+            }
+            "--clients" => a.clients = val().parse().unwrap_or_else(|_| usage()),
+            "--slow" => a.slow = val().parse().unwrap_or_else(|_| usage()),
+            "--slow-rate" => a.slow_rate = val().parse().unwrap_or_else(|_| usage()),
+            "--warmup" => a.warmup = val().parse().unwrap_or_else(|_| usage()),
+            "--duration" => a.duration = val().parse().unwrap_or_else(|_| usage()),
+            "--fps" => a.fps = val().parse().unwrap_or_else(|_| usage()),
+            "--threads" => a.threads = val().parse().unwrap_or_else(|_| usage()),
+            "--ramp" => a.ramp = val().parse().unwrap_or_else(|_| usage()),
+            "--raw" => a.raw = true,
+            _ => usage(),
+        }
+    }
+    a
+}
+
+#[derive(Default, Debug, Clone)]
+struct ClientResult {
+    /// Frames completed inside the measurement window.
+    frames: u64,
+    /// Seconds behind live of each frame completed in the window.
+    lags: Vec<f64>,
+    bytes: u64,
+    error: Option<String>,
+    connected: bool,
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Incremental part reader: header blocks are scanned, bodies only counted.
+struct Parser {
+    head_done: bool,
+    header: Vec<u8>,
+    body_left: usize,
+    ts: Option<f64>,
+}
+
+impl Parser {
+    /// Feed bytes; calls `on_frame(x_timestamp)` for every completed part.
+    fn feed(&mut self, mut data: &[u8], on_frame: &mut impl FnMut(Option<f64>)) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                if self.body_left == 0 {
+                    on_frame(self.ts.take());
+                }
+                continue;
+            }
+            // Accumulate a header block until CRLFCRLF.
+            let start = self.header.len().saturating_sub(3);
+            self.header.extend_from_slice(data);
+            let Some(end) = memchr::memmem::find(&self.header[start..], b"\r\n\r\n") else {
+                if self.header.len() > 64 * 1024 {
+                    self.header.clear();
+                }
+                return;
+            };
+            let end = start + end + 4;
+            let consumed = data.len() - (self.header.len() - end);
+            data = &data[consumed..];
+            let block = std::mem::take(&mut self.header);
+            let block = &block[..end];
+            if !self.head_done && block.starts_with(b"HTTP/") {
+                self.head_done = true;
+                continue;
+            }
+            self.head_done = true;
+            let text = String::from_utf8_lossy(block);
+            let mut len = None;
+            for line in text.split("\r\n") {
+                if let Some((k, v)) = line.split_once(':') {
+                    let k = k.trim();
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse::<usize>().ok();
+                    } else if k.eq_ignore_ascii_case("x-timestamp") {
+                        self.ts = v.trim().parse::<f64>().ok();
+                    }
+                }
+            }
+            match len {
+                Some(0) | None => self.ts = None,
+                Some(n) => self.body_left = n,
+            }
+        }
+    }
+}
+
+async fn run_client(
+    a: Arc<Args>,
+    index: usize,
+    slow: bool,
+    t0: Instant,
+    stop: Arc<AtomicBool>,
+) -> ClientResult {
+    let mut r = ClientResult::default();
+    // Spread connections over --ramp seconds (small listen backlogs).
+    let total = (a.clients + a.slow).max(1) as f64;
+    tokio::time::sleep(Duration::from_secs_f64(a.ramp * index as f64 / total)).await;
+    let mut s = match TcpStream::connect((a.host.as_str(), a.port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            r.error = Some(format!("connect: {e}"));
+            return r;
+        }
+    };
+    let _ = s.set_nodelay(true);
+    if !a.raw {
+        let req = format!(
+            "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: multiclient\r\n\r\n",
+            a.path, a.host, a.port
+        );
+        if let Err(e) = s.write_all(req.as_bytes()).await {
+            r.error = Some(format!("request: {e}"));
+            return r;
+        }
+    }
+    r.connected = true;
+    let win_start = a.warmup;
+    let win_end = a.warmup + a.duration;
+    let connected_at = t0.elapsed().as_secs_f64();
+    let mut nth = 0u64;
+    let mut parser = Parser {
+        head_done: a.raw,
+        header: Vec::new(),
+        body_left: 0,
+        ts: None,
+    };
+    let mut buf = vec![0u8; if slow { 4096 } else { 256 * 1024 }];
+    let slow_start = Instant::now();
+    let mut slow_bytes = 0f64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if slow {
+            // Token bucket: never read ahead of the allowed rate.
+            let allowed = slow_start.elapsed().as_secs_f64() * a.slow_rate;
+            if slow_bytes >= allowed {
+                let wait = (slow_bytes - allowed) / a.slow_rate;
+                tokio::time::sleep(Duration::from_secs_f64(wait.max(0.001))).await;
+                continue;
+            }
+        }
+        let n = match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) => {
+                r.error = Some("EOF".into());
+                break;
+            }
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                r.error = Some(e.to_string());
+                break;
+            }
+            Err(_) => {
+                if t0.elapsed().as_secs_f64() > win_end {
+                    break;
+                }
+                continue;
+            }
+        };
+        slow_bytes += n as f64;
+        let t = t0.elapsed().as_secs_f64();
+        let in_window = t >= win_start && t < win_end;
+        if in_window {
+            r.bytes += n as u64;
+        }
+        parser.feed(&buf[..n], &mut |ts| {
+            nth += 1;
+            if in_window {
+                r.frames += 1;
+                let lag = match ts {
+                    Some(ts) => now_unix() - ts,
+                    None => (t - connected_at) - (nth - 1) as f64 / a.fps,
+                };
+                r.lags.push(lag);
+            }
+        });
+        if t >= win_end {
+            break;
+        }
+    }
+    r
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((v.len() - 1) as f64 * p).round() as usize;
+    v[i]
+}
+
+fn summary(results: &[ClientResult], duration: f64) -> serde_json::Value {
+    let mut fps: Vec<f64> = results.iter().map(|r| r.frames as f64 / duration).collect();
+    let mut lags: Vec<f64> = results.iter().flat_map(|r| r.lags.clone()).collect();
+    let mut max_lags: Vec<f64> = results
+        .iter()
+        .map(|r| r.lags.iter().copied().fold(f64::NAN, f64::max))
+        .collect();
+    let errors: Vec<String> = results.iter().filter_map(|r| r.error.clone()).collect();
+    let mbps = results.iter().map(|r| r.bytes).sum::<u64>() as f64 / duration / 1e6;
+    serde_json::json!({
+        "clients": results.len(),
+        "connected": results.iter().filter(|r| r.connected).count(),
+        "fps_min": pct(&mut fps, 0.0),
+        "fps_p50": pct(&mut fps, 0.5),
+        "fps_mean": fps.iter().sum::<f64>() / fps.len().max(1) as f64,
+        "fps_max": pct(&mut fps, 1.0),
+        "lag_p50_s": pct(&mut lags, 0.5),
+        "lag_p95_s": pct(&mut lags, 0.95),
+        "lag_max_s": pct(&mut max_lags, 1.0),
+        "mb_per_s": mbps,
+        "errors": errors.len(),
+        "first_error": errors.first(),
+    })
+}
+
+fn main() {
+    let a = Arc::new(parse_args());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let out = rt.block_on(async {
+        let t0 = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        for i in 0..a.clients + a.slow {
+            let slow = i >= a.clients;
+            handles.push(tokio::spawn(run_client(
+                a.clone(),
+                i,
+                slow,
+                t0,
+                stop.clone(),
+            )));
+        }
+        let end = a.warmup + a.duration + 0.5;
+        tokio::time::sleep(Duration::from_secs_f64(end)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut fast = Vec::new();
+        let mut slow = Vec::new();
+        for (i, h) in handles.into_iter().enumerate() {
+            let r = match tokio::time::timeout(Duration::from_secs(10), h).await {
+                Ok(Ok(r)) => r,
+                _ => ClientResult {
+                    error: Some("client task did not finish".into()),
+                    ..Default::default()
+                },
+            };
+            if i >= a.clients {
+                slow.push(r);
+            } else {
+                fast.push(r);
+            }
+        }
+        let mut out = serde_json::json!({ "fast": summary(&fast, a.duration) });
+        if !slow.is_empty() {
+            out["slow"] = summary(&slow, a.duration);
+        }
+        out
+    });
+    println!("{out}");
+}

@@ -1,0 +1,173 @@
+//! The sink's part framing (pure Rust, no GStreamer types).
+//!
+//! Every frame published by the sink is laid out **once**, in one contiguous
+//! buffer shared by all clients:
+//!
+//! ```text
+//! Content-Type: image/jpeg\r\n           ┐
+//! Content-Length: N\r\n                  │ part headers
+//! X-Timestamp: S.UUUUUU\r\n              │
+//! \r\n                                   ┘
+//! <JPEG, N bytes>                        ← snapshot = this slice
+//! \r\n--B\r\n                            ← delimiter right after the frame
+//! Content-Type: image/jpeg\r\n\r\n       ← advance headers for the next part
+//! ```
+//!
+//! A normal client is sent `[part headers .. delimiter]`, an `advance_headers`
+//! client `[JPEG .. advance headers]`, `/snapshot` the JPEG alone. All three
+//! are `Bytes` slices of the same allocation: one copy per frame (from the
+//! GStreamer buffer), none per client, and every part goes out as a single
+//! buffer handed to the socket in one write.
+
+use std::ops::Range;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Default multipart boundary: mjpg-streamer's and ustreamer's, which some
+/// clients hard-code.
+pub const DEFAULT_BOUNDARY: &str = "boundarydonotcross";
+
+/// Headers an `advance_headers` client receives for the *next* part, right
+/// after each delimiter (no Content-Length: it is not known yet).
+pub const ADVANCE_HEADERS: &[u8] = b"Content-Type: image/jpeg\r\n\r\n";
+
+/// Whether `b` can be used as a multipart boundary in an unquoted
+/// `Content-Type` parameter: 1 to 70 characters from `A-Z a-z 0-9 ' + - . _`.
+pub fn valid_boundary(b: &str) -> bool {
+    (1..=70).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'+' | b'-' | b'.' | b'_'))
+}
+
+/// Seconds since the Unix epoch with microseconds, as sent in `X-Timestamp`.
+pub fn timestamp_string(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+/// One published frame, shared by every client (wrap it in an `Arc`).
+#[derive(Debug)]
+pub struct Frame {
+    /// 1-based sequence number of the frame on this server.
+    pub seq: u64,
+    /// Wall-clock time the frame was published, as sent in `X-Timestamp`.
+    pub timestamp: String,
+    buf: Bytes,
+    jpeg: Range<usize>,
+    delimiter_end: usize,
+}
+
+impl Frame {
+    /// Lay out `jpeg` (copied once) with its part headers, delimiter and the
+    /// advance headers of the next part.
+    pub fn new(seq: u64, jpeg: &[u8], boundary: &str, timestamp: String) -> Self {
+        let mut head = Vec::with_capacity(96);
+        head.extend_from_slice(b"Content-Type: image/jpeg\r\nContent-Length: ");
+        head.extend_from_slice(jpeg.len().to_string().as_bytes());
+        head.extend_from_slice(b"\r\nX-Timestamp: ");
+        head.extend_from_slice(timestamp.as_bytes());
+        head.extend_from_slice(b"\r\n\r\n");
+
+        let total = head.len() + jpeg.len() + 4 + boundary.len() + 2 + ADVANCE_HEADERS.len();
+        let mut b = BytesMut::with_capacity(total);
+        b.put_slice(&head);
+        let jpeg_start = b.len();
+        b.put_slice(jpeg);
+        let jpeg_end = b.len();
+        b.put_slice(b"\r\n--");
+        b.put_slice(boundary.as_bytes());
+        b.put_slice(b"\r\n");
+        let delimiter_end = b.len();
+        b.put_slice(ADVANCE_HEADERS);
+        debug_assert_eq!(b.len(), total);
+        Frame {
+            seq,
+            timestamp,
+            buf: b.freeze(),
+            jpeg: jpeg_start..jpeg_end,
+            delimiter_end,
+        }
+    }
+
+    /// Part headers, JPEG and delimiter: what a normal client is sent.
+    pub fn part(&self) -> Bytes {
+        self.buf.slice(..self.delimiter_end)
+    }
+
+    /// JPEG, delimiter and the next part's headers: what an
+    /// `advance_headers` client is sent.
+    pub fn advance_part(&self) -> Bytes {
+        self.buf.slice(self.jpeg.start..)
+    }
+
+    /// The JPEG alone (for `/snapshot`).
+    pub fn jpeg(&self) -> Bytes {
+        self.buf.slice(self.jpeg.clone())
+    }
+}
+
+/// The start of a stream body: the first delimiter (plus, for
+/// `advance_headers`, the first part's headers).
+pub fn preamble(boundary: &str, advance_headers: bool) -> Bytes {
+    let mut v = format!("--{boundary}\r\n").into_bytes();
+    if advance_headers {
+        v.extend_from_slice(ADVANCE_HEADERS);
+    }
+    Bytes::from(v)
+}
+
+/// The end of a stream body after EOS. A normal client has just received a
+/// delimiter line, so the close delimiter follows directly; an
+/// `advance_headers` client has already received the headers of a part that
+/// will never come, which becomes an empty part ended by the close delimiter.
+pub fn closing(boundary: &str, advance_headers: bool) -> Bytes {
+    if advance_headers {
+        Bytes::from(format!("\r\n--{boundary}--\r\n"))
+    } else {
+        Bytes::from(format!("--{boundary}--\r\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let f = Frame::new(7, b"\xff\xd8abc\xff\xd9", "B", "12.000003".into());
+        assert_eq!(
+            &f.part()[..],
+            &b"Content-Type: image/jpeg\r\nContent-Length: 7\r\nX-Timestamp: 12.000003\r\n\r\n\xff\xd8abc\xff\xd9\r\n--B\r\n"[..]
+        );
+        assert_eq!(
+            &f.advance_part()[..],
+            &b"\xff\xd8abc\xff\xd9\r\n--B\r\nContent-Type: image/jpeg\r\n\r\n"[..]
+        );
+        assert_eq!(&f.jpeg()[..], b"\xff\xd8abc\xff\xd9");
+        assert_eq!(&preamble("B", false)[..], b"--B\r\n");
+        assert_eq!(
+            &preamble("B", true)[..],
+            b"--B\r\nContent-Type: image/jpeg\r\n\r\n"
+        );
+        assert_eq!(&closing("B", false)[..], b"--B--\r\n");
+        assert_eq!(&closing("B", true)[..], b"\r\n--B--\r\n");
+    }
+
+    #[test]
+    fn boundaries() {
+        assert!(valid_boundary("boundarydonotcross"));
+        assert!(valid_boundary("a-b_c.d+e'f"));
+        assert!(!valid_boundary(""));
+        assert!(!valid_boundary("has space"));
+        assert!(!valid_boundary("semi;colon"));
+        assert!(!valid_boundary("quote\""));
+        assert!(!valid_boundary(&"x".repeat(71)));
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = UNIX_EPOCH + std::time::Duration::from_micros(1_712_345_678_000_042);
+        assert_eq!(timestamp_string(t), "1712345678.000042");
+    }
+}
