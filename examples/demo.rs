@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map_err(|_| "not a pipeline")?;
     server.set_state(gst::State::Playing)?;
     let sink = server.by_name("sink").ok_or("no sink")?;
-    let port: u32 = sink.property("current-port");
+    let port: i32 = sink.property("current-port");
     let url = format!("http://127.0.0.1:{port}/stream");
     println!("mjpegsink serving videotestsrc at {url} (open it in a browser)");
 
