@@ -444,6 +444,20 @@ impl Server {
         self.shared.stats()
     }
 
+    /// Serve one already connected byte stream (e.g. one end of a
+    /// `tokio::io::duplex`) exactly as an accepted socket is served, minus
+    /// the TCP socket options; `peer` is what events report. For fuzzing
+    /// and tests: the returned future is not owned by the server, so
+    /// [`Server::stop`] does not end it. Runs on whichever tokio runtime
+    /// polls it (timers included).
+    #[doc(hidden)]
+    pub fn serve_io<S>(&self, io: S, peer: SocketAddr) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        serve_io(io, peer, self.shared.clone())
+    }
+
     /// Stop accepting, close every connection and free the port. Waits
     /// (bounded) for the listener to be closed unless called from a runtime
     /// thread.
@@ -494,6 +508,15 @@ struct ConnFlags {
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     set_unsent_limit(&stream, shared.config.unsent_limit);
+    serve_io(stream, peer, shared).await
+}
+
+/// One HTTP/1 connection over any byte stream, from the first request byte
+/// until the connection ends.
+async fn serve_io<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let flags = Arc::new(ConnFlags::default());
     let io = ClientIo {
         inner: stream,
@@ -961,15 +984,15 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
 
 /// The socket as hyper sees it: counts bytes written and fails a write that
 /// makes no progress for `timeout` (the socket accepted nothing).
-struct ClientIo {
-    inner: TcpStream,
+struct ClientIo<S> {
+    inner: S,
     timeout: Option<Duration>,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     shared: Arc<Shared>,
     flags: Arc<ConnFlags>,
 }
 
-impl ClientIo {
+impl<S> ClientIo<S> {
     fn account(
         &mut self,
         cx: &mut Context<'_>,
@@ -1010,7 +1033,7 @@ impl ClientIo {
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1020,7 +1043,7 @@ impl AsyncRead for ClientIo {
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
