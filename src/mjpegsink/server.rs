@@ -545,6 +545,12 @@ where
     let res = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // A client may shut down its sending side right after the request
+        // (`nc -N`, `printf ... | nc`) and still read: answer it. hyper's
+        // default treats that EOF as an abort and closes without a word.
+        // The cost: a stream client that vanished is noticed at the next
+        // write (next frame or resend) instead of at its FIN.
+        .half_close(true)
         .max_buf_size(MAX_BUF_SIZE)
         .writev(true)
         .title_case_headers(true)
@@ -1095,6 +1101,43 @@ mod tests {
         assert_eq!(route("/state", None), Route::State);
         assert_eq!(route("/", Some("action=bogus")), Route::NotFound);
         assert_eq!(route("/other", None), Route::NotFound);
+    }
+
+    /// A client that half-closes after its request (`nc -N`, `printf ... |
+    /// nc`) still gets the answer; hyper's default closed such connections
+    /// without answering.
+    #[test]
+    fn half_closed_request_is_answered() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = bind("127.0.0.1", 0).expect("bind");
+        let server = Server::start(listener, Config::default(), Arc::new(|_| {})).expect("start");
+        let jpeg = b"\xFF\xD8jpeg\xFF\xD9";
+        server.publish(jpeg);
+        let limit = Duration::from_secs(5);
+        for request in [
+            &b"GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /snapshot HTTP/1.0\r\n\r\n",
+        ] {
+            let (mut client, io) = tokio::io::duplex(64 * 1024);
+            let conn = RUNTIME.spawn(server.serve_io(io, ([127, 0, 0, 1], 1).into()));
+            let out = RUNTIME.block_on(async {
+                client.write_all(request).await.expect("write");
+                client.shutdown().await.expect("half-close");
+                let mut out = Vec::new();
+                tokio::time::timeout(limit, client.read_to_end(&mut out))
+                    .await
+                    .expect("answer and close in time")
+                    .expect("read");
+                tokio::time::timeout(limit, conn)
+                    .await
+                    .expect("connection ends")
+                    .expect("no panic");
+                out
+            });
+            assert!(out.starts_with(b"HTTP/1."), "{out:?}");
+            assert!(out.ends_with(jpeg), "{out:?}");
+            assert_eq!(&out[9..12], b"200");
+        }
     }
 
     #[test]
