@@ -11,7 +11,8 @@
 //! Invariants: no panic; what the server writes is empty or starts with
 //! `HTTP/1.`; with auth configured, a request without the valid credentials
 //! never sees frame bytes or a 200; the exchange ends (the server closes)
-//! within bounded virtual time unless a stream response is in progress.
+//! within bounded virtual time unless a stream response is in progress; once
+//! the connection is gone, no streaming client is counted.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -121,6 +122,12 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     let ended = RT.with(|rt| rt.block_on(exchange(v, input, half_close, &mut out)));
     let text = || String::from_utf8_lossy(&out[..out.len().min(300)]).into_owned();
+    // The connection is gone: so is its client slot.
+    assert_eq!(
+        v.server.stats().clients,
+        0,
+        "a client slot outlived its connection"
+    );
     if !out.is_empty() {
         assert!(
             out.starts_with(b"HTTP/1."),
