@@ -43,9 +43,9 @@ const MAX_GAP: Duration = Duration::from_millis(500);
 /// Every attack window covers at least this many pipeline frames.
 const MIN_WINDOW_FRAMES: usize = 45;
 /// RSS may stay this far above the baseline after an attack (allocator
-/// caches); a leak of one buffer per connection over thousands of
-/// connections exceeds it.
-const RSS_SLACK_KB: u64 = 32 * 1024;
+/// caches, the attack's own buffers); a leak of 2 KiB per connection over
+/// the churn's 6000 connections exceeds it.
+const RSS_SLACK_KB: u64 = 12 * 1024;
 /// hyper's header read timeout in the server.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BOUNDARY: &str = "boundarydonotcross";
