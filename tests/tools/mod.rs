@@ -48,6 +48,19 @@ pub fn plugin_dir() -> PathBuf {
     );
 }
 
+/// `target/<profile>/`: where cargo puts the examples (`examples/`) and
+/// the libraries of the crate.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("test binary directory");
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("profile directory")
+    } else {
+        deps
+    };
+    dir.to_path_buf()
+}
+
 /// The registry file used by the child processes of this test binary, so
 /// that they neither depend on nor write into the user's registry cache.
 /// GStreamer rescans a plugin whose file changed, so it can be reused.
