@@ -244,20 +244,60 @@ pub fn http_get(
         if head_end.is_none() {
             head_end = memchr::memmem::find(&data, b"\r\n\r\n").map(|i| i + 4);
         }
-        if let Some(h) = head_end
-            && enough(&data[h..])
-        {
-            break;
+        if let Some(h) = head_end {
+            let chunked = is_chunked(&data[..h]);
+            let done = if chunked {
+                enough(&dechunk(&data[h..]))
+            } else {
+                enough(&data[h..])
+            };
+            if done {
+                break;
+            }
         }
     }
     let h = head_end.or_else(|| memchr::memmem::find(&data, b"\r\n\r\n").map(|i| i + 4))?;
     let head = String::from_utf8_lossy(&data[..h]).into_owned();
     let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some(Response {
-        status,
-        head,
-        body: data[h..].to_vec(),
+    let body = if is_chunked(&data[..h]) {
+        dechunk(&data[h..])
+    } else {
+        data[h..].to_vec()
+    };
+    Some(Response { status, head, body })
+}
+
+fn is_chunked(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head).lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transfer-encoding")
+                && v.to_ascii_lowercase().contains("chunked")
+        })
     })
+}
+
+/// The payload of a chunked body, as far as it has arrived (a proxy such
+/// as nginx answers an HTTP/1.1 client with chunked encoding).
+pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    while let Some(eol) = memchr::memmem::find(data, b"\r\n") {
+        let line = String::from_utf8_lossy(&data[..eol]);
+        let Ok(size) = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+        else {
+            break;
+        };
+        if size == 0 {
+            break;
+        }
+        let rest = &data[eol + 2..];
+        let take = size.min(rest.len());
+        out.extend_from_slice(&rest[..take]);
+        if rest.len() < size + 2 {
+            break;
+        }
+        data = &rest[size + 2..];
+    }
+    out
 }
 
 /// Whole JPEG frames in a multipart body (read with the crate's parser),
