@@ -7,8 +7,11 @@ CARGO ?= cargo
 # Build and run dependencies (Debian 12).
 DEB_BUILD := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
              gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-# Extra packages the test suite uses (interop with souphttpsrc, a real browser).
-DEB_TEST := chromium curl
+# Extra packages the test suite uses (interop with souphttpsrc, a real browser,
+# the Python and C embedding examples).
+DEB_TEST := chromium curl python3-gi gir1.2-gstreamer-1.0 gcc make
+# Extra packages of `make test-integration` (meson install, Firefox, nginx).
+DEB_INTEGRATION := meson ninja-build firefox-esr nginx
 
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
@@ -22,7 +25,8 @@ define install_missing
 	fi
 endef
 
-.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool
+.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool \
+        doc integration-deps test-integration test-install
 
 all: build
 
@@ -43,8 +47,8 @@ build: deps
 demo: deps
 	$(CARGO) run --release --example demo
 
-## Formatting, lints and the whole test suite.
-test: test-deps fmt-check clippy fuzz-short cargo-test
+## Formatting, lints, docs and the whole test suite.
+test: test-deps fmt-check clippy doc fuzz-short cargo-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -55,6 +59,22 @@ clippy:
 cargo-test:
 	$(CARGO) test --all-targets --no-fail-fast
 	$(CARGO) test --doc
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+integration-deps: test-deps
+	$(call install_missing,$(DEB_INTEGRATION))
+
+## The slow checks, run after `make test` (and by .ci/run): both install
+## paths (cargo + GST_PLUGIN_PATH, meson into a temporary prefix), headless
+## Firefox, nginx in front of mjpegsink.
+test-integration: integration-deps test-install
+	$(CARGO) test --test mjpegsink_browser --test nginx -- --ignored --test-threads=1
+
+## tests/install.sh; MESON_TEST=1 also runs `meson test` (the suite again).
+test-install: integration-deps
+	CARGO=$(CARGO) bash tests/install.sh
 
 bench: deps
 	$(CARGO) bench --bench parser
