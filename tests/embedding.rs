@@ -5,7 +5,8 @@
 //! report the `mjpegsrc-connected` bus message, and exit with status 0.
 //!
 //! The Python and C viewers load the built `libgstmjpeg.so` through
-//! `GST_PLUGIN_PATH`, as an installed plugin would be.
+//! `GST_PLUGIN_PATH`, as an installed plugin would be; the Rust one is built
+//! here with `cargo build --example viewer` (in the test's target directory).
 
 mod tools;
 
@@ -72,18 +73,22 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `examples/viewer`, built by `cargo test --all-targets` next to this
-/// test's profile directory; built here if missing.
+/// `examples/viewer`, built (or found up to date) by cargo in this test's
+/// target directory and profile: `cargo test` builds examples only as test
+/// harnesses, not as the programs themselves.
 fn rust_viewer() -> PathBuf {
-    let bin = tools::profile_dir().join("examples").join("viewer");
-    if !bin.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "viewer"])
-            .current_dir(manifest_dir())
-            .status()
-            .expect("run cargo build --example viewer");
-        assert!(status.success(), "cargo build --example viewer: {status}");
+    let profile_dir = tools::profile_dir();
+    let target_dir = profile_dir.parent().expect("target directory");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--example", "viewer", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(manifest_dir());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
     }
+    let status = cmd.status().expect("run cargo build --example viewer");
+    assert!(status.success(), "cargo build --example viewer: {status}");
+    let bin = profile_dir.join("examples").join("viewer");
     assert!(bin.is_file(), "{} missing", bin.display());
     bin
 }
