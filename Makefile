@@ -72,9 +72,11 @@ integration-deps: test-deps
 test-integration: integration-deps test-install
 	$(CARGO) test --test mjpegsink_browser --test nginx -- --ignored --test-threads=1
 
-## tests/install.sh; MESON_TEST=1 also runs `meson test` (the suite again).
+## tests/install.sh; with MESON_TEST=1 (the default) it also runs `meson test`,
+## i.e. the cargo suite once more through meson (about a minute once built).
+MESON_TEST ?= 1
 test-install: integration-deps
-	CARGO=$(CARGO) bash tests/install.sh
+	CARGO=$(CARGO) MESON_TEST=$(MESON_TEST) bash tests/install.sh
 
 bench: deps
 	$(CARGO) bench --bench parser
