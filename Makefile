@@ -25,8 +25,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool \
-        doc integration-deps test-integration test-install
+.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool
 
 all: build
 
@@ -59,6 +58,8 @@ clippy:
 cargo-test:
 	$(CARGO) test --all-targets --no-fail-fast
 	$(CARGO) test --doc
+
+.PHONY: doc integration-deps test-integration test-install
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
