@@ -59,7 +59,7 @@ cargo-test:
 	$(CARGO) test --all-targets --no-fail-fast
 	$(CARGO) test --doc
 
-.PHONY: doc integration-deps test-integration test-install
+.PHONY: doc deny integration-deps test-integration test-install
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
@@ -67,10 +67,19 @@ doc:
 integration-deps: test-deps
 	$(call install_missing,$(DEB_INTEGRATION))
 
+## Dependency licences, bans and sources (deny.toml), offline. The advisory
+## check needs the RustSec database from the network: `cargo deny check
+## advisories` where it is reachable. Skipped with a note where cargo-deny
+## cannot be installed.
+deny: check-cargo
+	@if $(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked; then \
+	  $(CARGO) deny --offline check licenses bans sources; \
+	else echo "cargo-deny unavailable: dependency checks skipped"; fi
+
 ## The slow checks, run after `make test` (and by .ci/run): both install
 ## paths (cargo + GST_PLUGIN_PATH, meson into a temporary prefix), headless
-## Firefox, nginx in front of mjpegsink.
-test-integration: integration-deps test-install
+## Firefox, nginx in front of mjpegsink, cargo-deny.
+test-integration: integration-deps test-install deny
 	$(CARGO) test --test mjpegsink_browser --test nginx -- --ignored --test-threads=1
 
 ## tests/install.sh; with MESON_TEST=1 (the default) it also runs `meson test`,
