@@ -3,7 +3,7 @@
 //!
 //! # Fan-out
 //! The streaming thread calls [`Server::publish`], which lays the frame out
-//! once ([`Frame`]) and stores it in a `watch` channel: it never waits on a
+//! once (`frame::Frame`) and stores it in a `watch` channel: it never waits on a
 //! client. Every streaming client is a hyper response whose body is a
 //! stream polled by hyper only when the connection can take more data; each
 //! poll yields the *newest* frame not yet sent to that client, as one
