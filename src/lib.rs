@@ -30,6 +30,7 @@ pub mod jpeg;
 pub mod mjpegsink;
 pub mod mjpegsrc;
 pub mod multipart;
+mod net;
 pub mod runtime;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -508,7 +508,7 @@ struct ConnFlags {
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     set_unsent_limit(&stream, shared.config.unsent_limit);
-    serve_io(stream, peer, shared).await
+    serve_io(crate::net::NoSigPipe(stream), peer, shared).await
 }
 
 /// One HTTP/1 connection over any byte stream, from the first request byte

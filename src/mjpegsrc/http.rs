@@ -271,6 +271,7 @@ async fn connect(config: &Config, url: &Url) -> Result<(Box<dyn Io>, bool), Http
         }
     };
 
+    let tcp = crate::net::NoSigPipe(tcp);
     if !tls {
         return Ok((Box::new(tcp), absolute_form));
     }
