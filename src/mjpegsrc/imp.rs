@@ -621,6 +621,21 @@ impl BaseSrcImpl for MjpegSrc {
         false
     }
 
+    fn query(&self, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            // Frames are stamped on arrival and pushed as they complete: no
+            // added latency. Frames may wait in the hand-over queue, which
+            // drops rather than blocks, so there is no upper bound to report.
+            q.set(
+                self.obj().is_live(),
+                gst::ClockTime::ZERO,
+                gst::ClockTime::NONE,
+            );
+            return true;
+        }
+        BaseSrcImplExt::parent_query(self, query)
+    }
+
     fn unlock(&self) -> Result<(), gst::ErrorMessage> {
         self.canceller.cancel();
         Ok(())
