@@ -22,7 +22,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool
+.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool soak
 
 all: build
 
@@ -58,6 +58,11 @@ cargo-test:
 
 bench: deps
 	$(CARGO) bench --bench parser
+
+## Soak: a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
+SOAK_MINUTES ?= 10
+soak: deps
+	$(CARGO) run --release --example soak -- --minutes $(SOAK_MINUTES)
 
 # Fuzzing (cargo-fuzz, libFuzzer). The toolchain is stable: RUSTC_BOOTSTRAP
 # lets cargo-fuzz use the sanitizer flags it needs.
