@@ -1360,3 +1360,104 @@ fn boundary_changes_between_connections() {
         },
     );
 }
+
+// ---------------------------------------------------------------------------
+// A trickle of one byte per 100 ms
+// ---------------------------------------------------------------------------
+
+/// The smallest JPEG-shaped frame: SOI, SOF0 (16x16), EOI; 23 bytes.
+fn tiny_jpeg() -> Vec<u8> {
+    let mut v = vec![
+        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10,
+    ];
+    v.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xFF, 0xD9]);
+    v
+}
+
+#[test]
+fn trickle_one_byte_per_100ms_body() {
+    // Every byte of the body 100 ms apart (the existing trickle test is
+    // 1 byte per 300 us): with timeout=1 s nothing is a stall; the frame is
+    // released with its last byte, whole.
+    let _g = shared();
+    let j = tiny_jpeg();
+    let body = cat(&[
+        format!("--{B}\r\nContent-Length: {}\r\n\r\n", j.len()).as_bytes(),
+        &j,
+    ]);
+    let cam = FakeCamera::scripted(vec![vec![
+        Step::Write(mjpeg_head()),
+        Step::Trickle {
+            data: body.clone(),
+            piece: 1,
+            pause: Duration::from_millis(100),
+        },
+        Step::Stall,
+    ]]);
+    let t = Instant::now();
+    let src = Src::for_camera(&cam, "/").set("timeout", 1u32).play();
+    let got = src.frames(1);
+    let took = t.elapsed();
+    eprintln!("{} bytes at 1 per 100 ms: frame after {took:?}", body.len());
+    assert_frames(&data(&got), &[j]);
+    assert_eq!(got[0].size(), Some((16, 16)));
+    // The last byte leaves the camera (n - 1) * 100 ms after the first.
+    let least = Duration::from_millis(100 * (body.len() as u64 - 1));
+    assert!(took >= least, "frame after {took:?}, before its last byte");
+    assert!(took < least + Duration::from_secs(3), "{took:?}");
+    let s = assert_counters("trickle", &src, 1, 0, 0);
+    assert_eq!(s.u64("reconnects"), 0, "{}", s.0);
+    assert_eq!(
+        s.u64("bytes-received"),
+        body.len() as u64,
+        "every byte counted: {}",
+        s.0
+    );
+}
+
+#[test]
+fn trickled_response_head_is_bounded_by_connect_timeout() {
+    // `connect-timeout` bounds connecting *and* receiving the response
+    // head: a head trickled at 1 byte per 100 ms (about 12 s for this one)
+    // is given up after 1 s, and the next connection is read.
+    let _g = shared();
+    let f = frames(2, 320, 240, 27_000);
+    let (cam, requests) = timed_camera(vec![
+        vec![
+            Step::Trickle {
+                data: mjpeg_head(),
+                piece: 1,
+                pause: Duration::from_millis(100),
+            },
+            Step::Stall,
+        ],
+        with(stream(&f, 0), [Step::Stall]),
+    ]);
+    let src = src_for(&cam).set("connect-timeout", 1u32);
+    let posted = Posted::install(&src);
+    let src = src.play();
+    let got = src.frames(2);
+    assert_frames(&data(&got), &f);
+    let s = assert_counters("trickled head", &src, 2, 0, 0);
+    assert_eq!(s.u64("reconnects"), 1, "{}", s.0);
+    assert_eq!(
+        s.u64("bytes-received") as usize,
+        boundary_after(B, &f).len()
+    );
+    let r = reconnects(&posted);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(
+        r[0].2, "timed out waiting for the server's response",
+        "{r:?}"
+    );
+    let times = wait_for_requests(&requests, 2);
+    let msgs = posted.named("mjpegsrc-reconnect");
+    let waited = msgs[0].0.duration_since(times[0]);
+    eprintln!("trickled head given up after {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited <= Duration::from_secs(1) + SLACK,
+        "{waited:?}"
+    );
+    assert_backoff("trickled head", msgs[0].0, u64::from(DELAY_MS), times[1]);
+    assert_eq!(posted.named("mjpegsrc-connected").len(), 1);
+}
