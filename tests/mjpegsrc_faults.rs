@@ -738,6 +738,42 @@ fn reset_at_every_phase() {
     });
 
     let after_seed = std::cell::Cell::new(29_000);
+    // Inside chunk data (read straight into the pool buffer): a chunk
+    // announced for the whole part, half of it sent.
+    for (name, end, reason) in [
+        ("mid-JPEG inside a chunk (RST)", Step::Reset, reset),
+        (
+            "mid-JPEG inside a chunk (FIN)",
+            Step::Close,
+            "connection closed inside a chunk",
+        ),
+    ] {
+        let f = next(3);
+        let part = std_part(&f[2]);
+        let mut first = paced(
+            &head_http11_chunked(&mjpeg_type(B)),
+            &boundary_after(B, &f[..2]),
+            &f[..2],
+            Some(&delim()),
+            Coding::Chunked(100),
+            0,
+        );
+        first.extend([
+            Step::Write(cat(&[
+                format!("{:x}\r\n", part.len()).as_bytes(),
+                &part[..part.len() - f[2].len() / 2],
+            ])),
+            end,
+        ]);
+        cases.push(Cut {
+            name,
+            first,
+            before: f[..2].to_vec(),
+            connected: true,
+            reason,
+        });
+    }
+
     table(
         cases,
         |c| c.name.to_string(),
