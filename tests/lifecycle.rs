@@ -453,6 +453,65 @@ fn mjpegsrc_cycles() {
 }
 
 #[test]
+fn mjpegsrc_pause_play_cycles() {
+    // PLAYING -> PAUSED -> PLAYING: unlock, then unlock_stop and a
+    // restarted streaming task; the reader keeps its connection, frames
+    // flow again every time.
+    let _s = serial();
+    let n = cycles();
+    let f = frames(1, 320, 240, 34_000);
+    let part = cat(&[&std_part(&f[0]), &delim()]);
+    let head = cat(&[
+        &head_http10(&mjpeg_type(B)),
+        format!("--{B}\r\n").as_bytes(),
+    ]);
+    // One connection: a frame after each pull, for every cycle.
+    let mut script = vec![Step::Write(head)];
+    for k in 0..WARMUP_CYCLES + n {
+        script.push(Step::Write(part.clone()));
+        script.push(Step::AwaitPulled(k + 1));
+    }
+    script.push(Step::Stall);
+    let cam = FakeCamera::scripted(vec![script]);
+    let src = Src::for_camera(&cam, "/").play();
+    let dog = Watchdog::new("mjpegsrc pause/play cycles");
+    let (mut pause, mut resume) = (Timing::default(), Timing::default());
+    let mut base = None;
+    for i in 0..WARMUP_CYCLES + n {
+        if i == WARMUP_CYCLES {
+            base = Some(low_water(Duration::from_millis(500)));
+        }
+        let got = src.frame(WAIT).unwrap_or_else(|| {
+            panic!(
+                "cycle {i}: no frame ({:?}), stats {}",
+                src.posted_error(),
+                src.stats().0
+            )
+        });
+        assert_eq!(got.data, f[0], "cycle {i}");
+        pause.time(|| {
+            src.pipeline
+                .set_state(gst::State::Paused)
+                .expect("PLAYING -> PAUSED")
+        });
+        resume.time(|| {
+            src.pipeline
+                .set_state(gst::State::Playing)
+                .expect("PAUSED -> PLAYING")
+        });
+        drain(&src.pipeline.bus().expect("bus"), i);
+        dog.pet();
+    }
+    pause.check("PLAYING->PAUSED");
+    resume.check("PAUSED->PLAYING");
+    let s = src.stats();
+    assert_eq!(s.u64("reconnects"), 0, "{}", s.0);
+    assert_eq!(cam.connections(), 1);
+    assert!(pause.max < UNLOCK_BOUND, "unlock took {:?}", pause.max);
+    check_no_growth("mjpegsrc pause/play", base.expect("baseline"), n);
+}
+
+#[test]
 fn mjpegsink_cycles_with_clients() {
     // Three raw TCP clients per cycle, each reading a frame; on NULL every
     // connection is closed and the port is free; the next cycle binds the
@@ -574,14 +633,22 @@ fn relay_cycles_with_clients() {
 // unlock latency from every blocked state
 // ---------------------------------------------------------------------------
 
-/// PLAYING -> PAUSED of a live source unlocks its blocked `create()` and
-/// waits for it to return: the time it takes is the unlock latency.
-fn assert_unlock(src: &Src, what: &str) {
+/// The unlock latency: the time PLAYING -> PAUSED takes. For a live
+/// source GstBaseSrc calls `unlock()`, then takes the LIVE lock, which the
+/// streaming thread holds for as long as it is inside `create()`: the state
+/// change returns only once the blocked `create()` has returned. (With
+/// `unlock()` made a no-op it never returns: the watchdog aborts.)
+fn unlock_latency(src: &Src) -> Duration {
+    assert_eq!(src.src_pad().task_state(), gst::TaskState::Started);
     let t = Instant::now();
     src.pipeline
         .set_state(gst::State::Paused)
         .expect("PLAYING -> PAUSED");
-    let unlock = t.elapsed();
+    t.elapsed()
+}
+
+fn assert_unlock(src: &Src, what: &str) {
+    let unlock = unlock_latency(src);
     let stop = src.stop();
     eprintln!("unlock while {what}: {unlock:?} (then PAUSED -> NULL {stop:?})");
     assert!(
@@ -615,6 +682,8 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn unlock_while_connecting_to_a_blackhole() {
     let _s = serial();
+    // A create() that unlock() cannot wake hangs the state change: abort.
+    let _dog = Watchdog::new("unlock_while_connecting_to_a_blackhole");
     // A listener whose accept queue is full: the kernel drops further SYNs,
     // so connect() hangs in SYN_SENT.
     let sock =
@@ -635,6 +704,8 @@ fn unlock_while_connecting_to_a_blackhole() {
 #[test]
 fn unlock_while_waiting_for_response_headers() {
     let _s = serial();
+    // A create() that unlock() cannot wake hangs the state change: abort.
+    let _dog = Watchdog::new("unlock_while_waiting_for_response_headers");
     let cam = FakeCamera::scripted(vec![vec![Step::Stall]]);
     let src = Src::fast(&cam.url("/")).play();
     cam.next_request(WAIT).expect("the request");
@@ -644,6 +715,8 @@ fn unlock_while_waiting_for_response_headers() {
 #[test]
 fn unlock_while_reading_a_stalled_body() {
     let _s = serial();
+    // A create() that unlock() cannot wake hangs the state change: abort.
+    let _dog = Watchdog::new("unlock_while_reading_a_stalled_body");
     let part = std_part(&jpeg(320, 240, 32_000));
     let cam = FakeCamera::scripted(vec![vec![
         Step::Write(cat(&[
@@ -661,6 +734,8 @@ fn unlock_while_reading_a_stalled_body() {
 #[test]
 fn unlock_while_backing_off() {
     let _s = serial();
+    // A create() that unlock() cannot wake hangs the state change: abort.
+    let _dog = Watchdog::new("unlock_while_backing_off");
     let port = closed_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 60_000u32)
@@ -674,8 +749,10 @@ fn unlock_while_backing_off() {
 #[test]
 fn unlock_while_waiting_for_a_frame_then_resume() {
     // Connected and idle between frames. PAUSED unlocks create(); back in
-    // PLAYING it waits again and gets the next frame; a flush does the same.
+    // PLAYING it waits again and gets the next frame, twice.
     let _s = serial();
+    // A create() that unlock() cannot wake hangs the state change: abort.
+    let _dog = Watchdog::new("unlock_while_waiting_for_a_frame_then_resume");
     let f = frames(3, 320, 240, 33_000);
     let gates = [Gate::new(), Gate::new()];
     let cam = FakeCamera::scripted(vec![vec![
@@ -692,22 +769,18 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
     let src = Src::fast(&cam.url("/")).play();
     assert_frames(&[src.frames(1).remove(0).data], &f[..1]);
 
-    let t = Instant::now();
-    src.pipeline.set_state(gst::State::Paused).expect("pause");
-    let unlock = t.elapsed();
+    let unlock = unlock_latency(&src);
     eprintln!("unlock while waiting for a frame: {unlock:?}");
     assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
     src.pipeline.set_state(gst::State::Playing).expect("play");
     gates[0].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[1..2]);
 
-    // FLUSH_START unlocks too; FLUSH_STOP restarts the streaming task.
-    let t = Instant::now();
-    assert!(src.element.send_event(gst::event::FlushStart::new()));
-    let flush = t.elapsed();
-    eprintln!("unlock by FLUSH_START while waiting for a frame: {flush:?}");
-    assert!(flush < UNLOCK_BOUND, "flush-start took {flush:?}");
-    assert!(src.element.send_event(gst::event::FlushStop::new(true)));
+    // And again.
+    let unlock = unlock_latency(&src);
+    eprintln!("unlock while waiting for a frame (again): {unlock:?}");
+    assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
+    src.pipeline.set_state(gst::State::Playing).expect("play");
     gates[1].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[2..]);
     let stop = src.stop();
