@@ -910,11 +910,14 @@ fn dns_failure_is_retried_per_retries() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn endless_header_blocks_reconnect() {
-    // Header *blocks* made of short lines (the endless single lines are in
-    // mjpegsrc_reconnect.rs and mjpegsrc_wire.rs): capped, the connection
-    // abandoned, the next one read.
+fn endless_header_lines_and_blocks_reconnect() {
+    // Endless header lines and header blocks made of short lines, in the
+    // response head and in part headers: capped, the connection abandoned
+    // with a reason that says which cap, the next one read. (The single
+    // lines also appear, with looser checks, in mjpegsrc_reconnect.rs and
+    // mjpegsrc_wire.rs.)
     let _g = shared();
+    let endless_line = |prefix: &[u8]| cat(&[prefix, &filler(5, 1024 * 1024)]);
     let lines = |n: usize| -> Vec<u8> {
         (0..n)
             .flat_map(|i| format!("X-Junk-{i:05}: v\r\n").into_bytes())
@@ -923,6 +926,25 @@ fn endless_header_blocks_reconnect() {
     /// (name, first connection, frames it delivers, reason)
     type Case = (&'static str, Vec<Step>, Vec<Vec<u8>>, &'static str);
     let mut cases: Vec<Case> = Vec::new();
+    cases.push((
+        "response header line of 1 MiB",
+        vec![
+            Step::Write(endless_line(b"HTTP/1.0 200 OK\r\nX-Junk: ")),
+            Step::Stall,
+        ],
+        vec![],
+        "response head larger than 65536 bytes",
+    ));
+    let f = frames(2, 320, 240, 21_200);
+    cases.push((
+        "part header line of 1 MiB",
+        with(
+            stream(&f, 0),
+            [Step::Write(endless_line(b"X-Junk: ")), Step::Stall],
+        ),
+        f,
+        "part header too large",
+    ));
     cases.push((
         "response head of 128 KiB of header lines",
         vec![
@@ -972,6 +994,10 @@ fn endless_header_blocks_reconnect() {
             assert_eq!(s.u64("reconnects"), 1, "{}", s.0);
             let why = s.str("last-reconnect-reason");
             assert!(why.contains(reason), "{why:?} should contain {reason:?}");
+            // Given up at the cap, not after swallowing the whole megabyte
+            // (head bytes are not body bytes; one 64 KiB read at most).
+            let body = s.u64("bytes-received");
+            assert!(body < 256 * 1024, "{body} body bytes read");
             let times = wait_for_requests(&requests, 2);
             let msg_at = posted.named("mjpegsrc-reconnect")[0].0;
             assert_backoff(name, msg_at, u64::from(DELAY_MS), times[1]);
