@@ -7,8 +7,11 @@ CARGO ?= cargo
 # Build and run dependencies (Debian 12).
 DEB_BUILD := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
              gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-# Extra packages the test suite uses (interop with souphttpsrc, a real browser).
-DEB_TEST := chromium curl
+# Extra packages the test suite uses (interop with souphttpsrc, a real browser,
+# the Python and C embedding examples).
+DEB_TEST := chromium curl python3-gi gir1.2-gstreamer-1.0 gcc make
+# Extra packages of `make test-integration` (meson install, Firefox, nginx).
+DEB_INTEGRATION := meson ninja-build firefox-esr nginx
 
 APT_GET := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || echo sudo apt-get)
 
@@ -43,8 +46,8 @@ build: deps
 demo: deps
 	$(CARGO) run --release --example demo
 
-## Formatting, lints and the whole test suite.
-test: test-deps fmt-check clippy fuzz-short cargo-test
+## Formatting, lints, docs and the whole test suite.
+test: test-deps fmt-check clippy doc fuzz-short cargo-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -60,6 +63,35 @@ cargo-test:
 	awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i } } \
 	     END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log; \
 	exit $$status
+
+.PHONY: doc deny integration-deps test-integration test-install
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+
+integration-deps: test-deps
+	$(call install_missing,$(DEB_INTEGRATION))
+
+## Dependency licences, bans and sources (deny.toml), offline. The advisory
+## check needs the RustSec database from the network: `cargo deny check
+## advisories` where it is reachable. Skipped with a note where cargo-deny
+## cannot be installed.
+deny: check-cargo
+	@if $(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked; then \
+	  $(CARGO) deny --offline check licenses bans sources; \
+	else echo "cargo-deny unavailable: dependency checks skipped"; fi
+
+## The slow checks, run after `make test` (and by .ci/run): both install
+## paths (cargo + GST_PLUGIN_PATH, meson into a temporary prefix), headless
+## Firefox, nginx in front of mjpegsink, cargo-deny.
+test-integration: integration-deps test-install deny
+	$(CARGO) test --test mjpegsink_browser --test nginx -- --ignored --test-threads=1
+
+## tests/install.sh; with MESON_TEST=1 (the default) it also runs `meson test`,
+## i.e. the cargo suite once more through meson (about a minute once built).
+MESON_TEST ?= 1
+test-install: integration-deps
+	CARGO=$(CARGO) MESON_TEST=$(MESON_TEST) bash tests/install.sh
 
 bench: deps
 	$(CARGO) bench --bench parser

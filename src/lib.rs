@@ -13,6 +13,17 @@
 //!
 //! The parts without GStreamer types (the multipart parser, the JPEG header
 //! reader) are plain Rust modules, usable and testable on their own.
+//!
+//! Applications written in Rust link the crate and call
+//! [`plugin_register_static()`] after `gst::init()`; everyone else loads
+//! `libgstmjpeg.so` from `GST_PLUGIN_PATH` or the system plugin directory:
+//!
+//! ```text
+//! cargo build --release
+//! GST_PLUGIN_PATH=$PWD/target/release gst-inspect-1.0 mjpeg
+//! gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! mjpegsink port=8080
+//! gst-launch-1.0 mjpegsrc location=http://127.0.0.1:8080/ ! jpegdec ! autovideosink
+//! ```
 use gst::glib;
 
 pub mod jpeg;

@@ -3,7 +3,7 @@
 //!
 //! # Fan-out
 //! The streaming thread calls [`Server::publish`], which lays the frame out
-//! once ([`Frame`]) and stores it in a `watch` channel: it never waits on a
+//! once (`frame::Frame`) and stores it in a `watch` channel: it never waits on a
 //! client. Every streaming client is a hyper response whose body is a
 //! stream polled by hyper only when the connection can take more data; each
 //! poll yields the *newest* frame not yet sent to that client, as one
@@ -444,6 +444,20 @@ impl Server {
         self.shared.stats()
     }
 
+    /// Serve one already connected byte stream (e.g. one end of a
+    /// `tokio::io::duplex`) exactly as an accepted socket is served, minus
+    /// the TCP socket options; `peer` is what events report. For fuzzing
+    /// and tests: the returned future is not owned by the server, so
+    /// [`Server::stop`] does not end it. Runs on whichever tokio runtime
+    /// polls it (timers included).
+    #[doc(hidden)]
+    pub fn serve_io<S>(&self, io: S, peer: SocketAddr) -> impl Future<Output = ()> + Send + 'static
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        serve_io(io, peer, self.shared.clone())
+    }
+
     /// Stop accepting, close every connection and free the port. Waits
     /// (bounded) for the listener to be closed unless called from a runtime
     /// thread.
@@ -494,6 +508,15 @@ struct ConnFlags {
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     set_unsent_limit(&stream, shared.config.unsent_limit);
+    serve_io(stream, peer, shared).await
+}
+
+/// One HTTP/1 connection over any byte stream, from the first request byte
+/// until the connection ends.
+async fn serve_io<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let flags = Arc::new(ConnFlags::default());
     let io = ClientIo {
         inner: stream,
@@ -522,6 +545,12 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let res = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
+        // A client may shut down its sending side right after the request
+        // (`nc -N`, `printf ... | nc`) and still read: answer it. hyper's
+        // default treats that EOF as an abort and closes without a word.
+        // The cost: a stream client that vanished is noticed at the next
+        // write (next frame or resend) instead of at its FIN.
+        .half_close(true)
         .max_buf_size(MAX_BUF_SIZE)
         .writev(true)
         .title_case_headers(true)
@@ -961,15 +990,15 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
 
 /// The socket as hyper sees it: counts bytes written and fails a write that
 /// makes no progress for `timeout` (the socket accepted nothing).
-struct ClientIo {
-    inner: TcpStream,
+struct ClientIo<S> {
+    inner: S,
     timeout: Option<Duration>,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
     shared: Arc<Shared>,
     flags: Arc<ConnFlags>,
 }
 
-impl ClientIo {
+impl<S> ClientIo<S> {
     fn account(
         &mut self,
         cx: &mut Context<'_>,
@@ -1010,7 +1039,7 @@ impl ClientIo {
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1020,7 +1049,7 @@ impl AsyncRead for ClientIo {
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1072,6 +1101,43 @@ mod tests {
         assert_eq!(route("/state", None), Route::State);
         assert_eq!(route("/", Some("action=bogus")), Route::NotFound);
         assert_eq!(route("/other", None), Route::NotFound);
+    }
+
+    /// A client that half-closes after its request (`nc -N`, `printf ... |
+    /// nc`) still gets the answer; hyper's default closed such connections
+    /// without answering.
+    #[test]
+    fn half_closed_request_is_answered() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = bind("127.0.0.1", 0).expect("bind");
+        let server = Server::start(listener, Config::default(), Arc::new(|_| {})).expect("start");
+        let jpeg = b"\xFF\xD8jpeg\xFF\xD9";
+        server.publish(jpeg);
+        let limit = Duration::from_secs(5);
+        for request in [
+            &b"GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET /snapshot HTTP/1.0\r\n\r\n",
+        ] {
+            let (mut client, io) = tokio::io::duplex(64 * 1024);
+            let conn = RUNTIME.spawn(server.serve_io(io, ([127, 0, 0, 1], 1).into()));
+            let out = RUNTIME.block_on(async {
+                client.write_all(request).await.expect("write");
+                client.shutdown().await.expect("half-close");
+                let mut out = Vec::new();
+                tokio::time::timeout(limit, client.read_to_end(&mut out))
+                    .await
+                    .expect("answer and close in time")
+                    .expect("read");
+                tokio::time::timeout(limit, conn)
+                    .await
+                    .expect("connection ends")
+                    .expect("no panic");
+                out
+            });
+            assert!(out.starts_with(b"HTTP/1."), "{out:?}");
+            assert!(out.ends_with(jpeg), "{out:?}");
+            assert_eq!(&out[9..12], b"200");
+        }
     }
 
     #[test]

@@ -326,7 +326,7 @@ impl ObjectImpl for MjpegSrc {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
-                    .blurb("URL of the MJPEG stream (http:// or https://); user:password@ in the URL is used for authentication")
+                    .blurb("URL of the MJPEG stream (http:// or https://); user:password@ in the URL is used for authentication (default: none)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("user-id")
@@ -430,7 +430,7 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the session: frames received/pushed/dropped (per reason), overruns, reconnects, bytes, fps, skipped parts, resyncs, free buffers, connected")
+                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string) (read-only)")
                     .read_only()
                     .build(),
             ]
