@@ -25,7 +25,7 @@ define install_missing
 	fi
 endef
 
-.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool soak
+.PHONY: all deps test-deps check-cargo build demo test fmt-check clippy cargo-test bench fuzz fuzz-short fuzz-tool
 
 all: build
 
@@ -98,6 +98,7 @@ bench: deps
 
 ## Soak: a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
 SOAK_MINUTES ?= 10
+.PHONY: soak
 soak: deps
 	$(CARGO) run --release --example soak -- --minutes $(SOAK_MINUTES)
 
