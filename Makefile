@@ -96,6 +96,12 @@ test-install: integration-deps
 bench: deps
 	$(CARGO) bench --bench parser
 
+## Soak: a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
+SOAK_MINUTES ?= 10
+.PHONY: soak
+soak: deps
+	$(CARGO) run --release --example soak -- --minutes $(SOAK_MINUTES)
+
 # Fuzzing (cargo-fuzz, libFuzzer). The toolchain is stable: RUSTC_BOOTSTRAP
 # lets cargo-fuzz use the sanitizer flags it needs.
 FUZZ_TARGETS := $(shell sed -n 's/^name = "\(.*\)"$$/\1/p' fuzz/Cargo.toml | grep -v fuzz)

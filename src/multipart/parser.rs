@@ -561,12 +561,17 @@ impl Parser {
             let scanner = std::mem::take(&mut self.scanner);
             let pending = scanner.hold.get(scanner.skip..).unwrap_or_default();
             let needle = self.delimiter.needle();
-            // Held back as the possible start of a delimiter, or body data?
-            let delimiter_start = needle.starts_with(pending)
-                || pending
-                    .strip_prefix(b"\r")
-                    .is_some_and(|p| needle.starts_with(p));
-            let flushed = delimiter_start || self.body_data(pending, h).is_ok();
+            // Held back: body data, then possibly the start of a delimiter
+            // (`\r?\n--B`) that the end of the body cut short.
+            let delimiter_start = |p: &[u8]| {
+                !p.is_empty()
+                    && (needle.starts_with(p)
+                        || p.strip_prefix(b"\r").is_some_and(|p| needle.starts_with(p)))
+            };
+            let data_len = (0..pending.len())
+                .find(|&at| delimiter_start(&pending[at..]))
+                .unwrap_or(pending.len());
+            let flushed = self.body_data(&pending[..data_len], h).is_ok();
             if flushed && self.body.sink == Sink::Delivering && self.body.tail.ends_with_eoi() {
                 self.end_part(h);
             }
@@ -1619,6 +1624,35 @@ mod tests {
         let counted_truncated = cat(&[b"--B\r\n", &counted(&a)]);
         let rec = parse(MJPEG, &[&counted_truncated[..counted_truncated.len() - 5]]);
         assert_eq!(rec.aborted.len(), 1);
+    }
+
+    #[test]
+    fn finish_completes_a_part_cut_inside_its_delimiter() {
+        // The body ends (FIN) anywhere inside the delimiter that follows a
+        // whole JPEG without length, even just after its CRLF: the line
+        // break belongs to the delimiter, the part is the JPEG.
+        let a = j(1);
+        for boundary in ["B", "frame", "a-much-longer-boundary-0123456789"] {
+            let ct = format!("multipart/x-mixed-replace; boundary={boundary}");
+            let open = cat(&[
+                format!("--{boundary}\r\nContent-Type: image/jpeg\r\n\r\n").as_bytes(),
+                &a,
+            ]);
+            for eol in ["\r\n", "\n"] {
+                let delimiter = format!("{eol}--{boundary}");
+                for cut in 1..delimiter.len() {
+                    let input = cat(&[&open, &delimiter.as_bytes()[..cut]]);
+                    let rec = parse_all_splits(Some(&ct), &input);
+                    assert_eq!(
+                        rec.frames,
+                        vec![a.clone()],
+                        "boundary {boundary:?}, cut after {:?}",
+                        &delimiter[..cut]
+                    );
+                    assert!(rec.aborted.is_empty());
+                }
+            }
+        }
     }
 
     #[test]
