@@ -222,6 +222,13 @@ fn peer_string(peer: SocketAddr) -> String {
 }
 
 impl ObjectImpl for MjpegSink {
+    fn constructed(&self) {
+        self.parent_constructed();
+        // render() only publishes the frame: it needs no processing time,
+        // and basesink's 20 ms default would hold every frame that long.
+        self.obj().set_property("processing-deadline", 0u64);
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
