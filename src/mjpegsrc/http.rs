@@ -181,11 +181,7 @@ pub struct Response {
 impl Response {
     /// The last value of a header (name compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        last_header(&self.headers, name)
     }
 
     /// Every value of a header, in order.
@@ -195,6 +191,15 @@ impl Response {
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The last value of a header (name compared case-insensitively).
+fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Send `GET url` with an optional `Authorization` header and read the
@@ -456,13 +461,7 @@ async fn read_response(mut stream: Box<dyn Io>) -> Result<Response, HttpError> {
         })
         .collect();
 
-    let find = |name: &str| {
-        headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    let find = |name: &str| last_header(&headers, name);
     // Chunked wins whatever the version says (HTTP/1.0 + chunked exists).
     // A multipart stream is read to EOF even if it claims a length: some
     // servers put a bogus Content-Length on endless streams.
