@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gstmjpeg::multipart::{Handler, Limits, Parser, PartInfo};
+use gstmjpeg::internals::multipart::{Handler, Limits, Parser, PartInfo};
 
 const FRAME_SIZE: usize = 100 * 1024;
 const FRAMES: usize = 20;
@@ -30,7 +30,7 @@ impl Handler for Count {
         self.frames += 1;
     }
     fn part_abort(&mut self) {}
-    fn event(&mut self, _ev: gstmjpeg::multipart::Event) {}
+    fn event(&mut self, _ev: gstmjpeg::internals::multipart::Event) {}
 }
 
 /// A JPEG-shaped frame: SOI, one SOS segment, pseudo-random entropy-coded

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! # gst-mjpeg
 //!
 //! A GStreamer plugin for MJPEG over HTTP:
@@ -24,14 +26,54 @@
 //! gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! mjpegsink port=8080
 //! gst-launch-1.0 mjpegsrc location=http://127.0.0.1:8080/ ! jpegdec ! autovideosink
 //! ```
+//!
+//! The crate's public API is the plugin (`plugin_register_static()`, and
+//! `libgstmjpeg.so`); the elements are used through GStreamer. The internals
+//! that the fuzz targets, benchmarks and tests drive directly are reachable
+//! through [`internals`] with the `internals` feature, without any promise
+//! of stability.
+//!
+//! Where things live (`src/`):
+//! * `mjpegsrc/` — the source: `imp.rs` (the element, the only file that
+//!   speaks GStreamer), `client/` (HTTP, auth, redirects, reconnects, the
+//!   read loop; no GStreamer types), `assembler.rs` (frames into pool
+//!   buffers, the hand-over to `create()`), `pool.rs`, `settings.rs`,
+//!   `stats.rs`;
+//! * `mjpegsink/` — the sink: `imp.rs` (the element), `server/` (the hyper
+//!   server split by concern; no GStreamer types);
+//! * `multipart/` — the body parser and the part writer (pure Rust);
+//! * `jpeg.rs` — SOI/SOF/EOI inspection (pure Rust);
+//! * `runtime.rs` — the shared tokio runtime and the cancellable wait;
+//!   `net.rs` — the SIGPIPE-free socket wrapper.
+#![forbid(unsafe_code)]
+
 use gst::glib;
 
-pub mod jpeg;
-pub mod mjpegsink;
-pub mod mjpegsrc;
-pub mod multipart;
+mod jpeg;
+mod mjpegsink;
+mod mjpegsrc;
+mod multipart;
 mod net;
-pub mod runtime;
+mod runtime;
+
+/// Internals for fuzz targets, benchmarks and tests: not a stable API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    /// The multipart body parser.
+    pub mod multipart {
+        pub use crate::multipart::{
+            Event, Handler, Limits, ParseError, Parser, PartInfo, SkipReason, boundary_param,
+        };
+    }
+    /// JPEG header inspection and the raw-JPEG splitter.
+    pub mod jpeg {
+        pub use crate::jpeg::{FrameSplitter, Mark, dimensions, starts_with_soi};
+    }
+    /// The sink's HTTP server, without the element.
+    pub mod sink {
+        pub use crate::mjpegsink::server::{Config, Server, bind};
+    }
+}
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     mjpegsrc::register(plugin)?;

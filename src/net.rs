@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A TCP stream that never raises `SIGPIPE`.
 //!
 //! Writing to a socket whose peer has gone raises `SIGPIPE`, and the default
@@ -16,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-pub struct NoSigPipe(pub TcpStream);
+pub(crate) struct NoSigPipe(pub(crate) TcpStream);
 
 impl AsyncRead for NoSigPipe {
     fn poll_read(

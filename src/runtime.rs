@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The plugin's one shared tokio runtime, and a cancellable wait used by
 //! both elements so that `unlock()` can interrupt any blocking operation.
 
@@ -11,7 +13,7 @@ use tokio::sync::Notify;
 const WORKER_THREADS: usize = 2;
 
 /// The runtime every network task of the plugin runs on.
-pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+pub(crate) static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(WORKER_THREADS)
@@ -22,7 +24,7 @@ pub static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 
 /// Why a [`Canceller::run`] did not return the future's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancelled {
+pub(crate) enum Cancelled {
     /// `cancel()` was called (before or during the wait).
     Cancelled,
 }
@@ -36,39 +38,35 @@ struct CancelState {
 /// the next `run()` return at once (no unlock-before-arm race); `reset()`
 /// re-arms it (from `unlock_stop()`).
 #[derive(Clone, Default)]
-pub struct Canceller {
+pub(crate) struct Canceller {
     state: Arc<Mutex<CancelState>>,
     notify: Arc<Notify>,
 }
 
 impl Canceller {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Interrupt the current and every later wait until `reset()`.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         lock(&self.state).cancelled = true;
         self.notify.notify_waiters();
     }
 
     /// Re-arm after a cancel.
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         lock(&self.state).cancelled = false;
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         lock(&self.state).cancelled
     }
 
     /// Wait for `fut` from a non-runtime thread, returning early when
     /// cancelled. Never call from a runtime thread.
-    pub fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, Cancelled> {
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> Result<F::Output, Cancelled> {
         RUNTIME.block_on(self.run(fut))
     }
 
     /// Await `fut` unless cancelled first.
-    pub async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Cancelled> {
+    pub(crate) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Cancelled> {
         let notified = self.notify.notified();
         tokio::pin!(notified);
         // Register interest before checking the flag so a concurrent cancel()
@@ -87,7 +85,7 @@ impl Canceller {
 
 /// Lock a mutex, recovering the data if a panicking thread poisoned it: the
 /// plugin's state stays usable and the panic is reported where it happened.
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -98,7 +96,7 @@ mod tests {
 
     #[test]
     fn cancel_before_run_is_sticky() {
-        let c = Canceller::new();
+        let c = Canceller::default();
         c.cancel();
         let r = c.block_on(async { tokio::time::sleep(Duration::from_secs(30)).await });
         assert_eq!(r, Err(Cancelled::Cancelled));
@@ -108,7 +106,7 @@ mod tests {
 
     #[test]
     fn cancel_interrupts_wait() {
-        let c = Canceller::new();
+        let c = Canceller::default();
         let c2 = c.clone();
         let t = std::thread::spawn(move || {
             let start = Instant::now();

@@ -1,7 +1,16 @@
-//! `mjpegsrc`: element glue. The network side lives in `reader.rs`.
+// SPDX-License-Identifier: MPL-2.0
+
+//! `mjpegsrc`: the element. Properties, the state machine, `create()`, and
+//! everything that speaks GStreamer: it logs the client's events with the
+//! object, posts the bus messages and builds the errors. The network side
+//! lives in `client/` (no GStreamer types), the frames in `assembler.rs`.
+//!
+//! Locks: `settings` is never held with another lock. `state` may be held
+//! while taking `Handoff::stats`, which is taken before `Handoff::queue`
+//! (`assembler.rs`); no lock is held across a wait or network I/O.
 
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::glib;
 use gst::prelude::*;
@@ -11,13 +20,14 @@ use gst_base::subclass::base_src::CreateSuccess;
 use gst_base::subclass::prelude::*;
 use url::Url;
 
-use super::auth::Credentials;
-use super::http;
+use super::assembler::{self, Handoff, Item, QUEUE_LEN};
+use super::client::{self, Event, Fatal, FatalKind};
 use super::pool::FramePool;
-use super::reader::{self, Item, Shared};
+use super::settings::*;
+use crate::multipart;
 use crate::runtime::{Canceller, RUNTIME, lock};
 
-pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "mjpegsrc",
         gst::DebugColorFlags::empty(),
@@ -25,94 +35,61 @@ pub static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
-const DEFAULT_LOCATION: Option<&str> = None;
-const DEFAULT_SSL_STRICT: bool = true;
-const DEFAULT_TIMEOUT: u32 = 10;
-const DEFAULT_CONNECT_TIMEOUT: u32 = 10;
-const DEFAULT_RETRIES: i32 = -1;
-const DEFAULT_RETRY_DELAY: u32 = 500;
-const DEFAULT_RETRY_DELAY_MAX: u32 = 10_000;
-const DEFAULT_MAX_FRAME_SIZE: u32 = 4 * 1024 * 1024;
-const DEFAULT_POOL_SIZE: u32 = 8;
-const MIN_POOL_SIZE: u32 = 2;
-const DEFAULT_IS_LIVE: bool = true;
+/// Aborts the reader task when dropped.
+struct Reader(tokio::task::JoinHandle<()>);
 
-fn default_user_agent() -> String {
-    format!("gst-mjpeg/{}", env!("CARGO_PKG_VERSION"))
-}
-
-#[derive(Clone, Debug)]
-struct Settings {
-    location: Option<String>,
-    user_id: Option<String>,
-    user_pw: Option<String>,
-    proxy: Option<String>,
-    proxy_id: Option<String>,
-    proxy_pw: Option<String>,
-    user_agent: String,
-    extra_headers: Option<gst::Structure>,
-    cookies: Vec<String>,
-    ssl_strict: bool,
-    timeout: u32,
-    connect_timeout: u32,
-    retries: i32,
-    retry_delay: u32,
-    retry_delay_max: u32,
-    max_frame_size: u32,
-    pool_size: u32,
-    is_live: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            location: DEFAULT_LOCATION.map(Into::into),
-            user_id: None,
-            user_pw: None,
-            proxy: None,
-            proxy_id: None,
-            proxy_pw: None,
-            user_agent: default_user_agent(),
-            extra_headers: None,
-            cookies: Vec::new(),
-            ssl_strict: DEFAULT_SSL_STRICT,
-            timeout: DEFAULT_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            retries: DEFAULT_RETRIES,
-            retry_delay: DEFAULT_RETRY_DELAY,
-            retry_delay_max: DEFAULT_RETRY_DELAY_MAX,
-            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
-            pool_size: DEFAULT_POOL_SIZE,
-            is_live: DEFAULT_IS_LIVE,
-        }
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-/// What exists between `start()` and `stop()`.
-struct State {
-    shared: Arc<Shared>,
-    /// Built in `start()`, consumed when the reader is spawned.
-    config: Option<reader::Config>,
-    task: Option<tokio::task::JoinHandle<()>>,
+/// Per-run timing and caps bookkeeping of `create()`.
+#[derive(Default)]
+struct Stamps {
+    /// Size in the current caps (`Some(None)`: caps without a size).
     caps_dims: Option<Option<(u32, u32)>>,
+    /// Arrival of the first frame, the zero of PTS without a clock.
     first_arrival: Option<Instant>,
+    /// First and last camera timestamp of the current camera clock run.
     first_camera_ts: Option<f64>,
     last_camera_ts: Option<f64>,
 }
 
-impl Drop for State {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
+/// What exists when.
+#[derive(Default)]
+enum State {
+    /// NULL or READY.
+    #[default]
+    Stopped,
+    /// `start()` built the pool and the client configuration; the network
+    /// is opened by the first `create()` (in PLAYING, for a live source), so
+    /// no frame is read only to be thrown away.
+    Started {
+        handoff: Arc<Handoff>,
+        config: client::Config,
+    },
+    /// The reader task runs.
+    Streaming {
+        handoff: Arc<Handoff>,
+        _reader: Reader,
+        stamps: Stamps,
+    },
+}
+
+impl State {
+    fn handoff(&self) -> Option<&Arc<Handoff>> {
+        match self {
+            State::Stopped => None,
+            State::Started { handoff, .. } | State::Streaming { handoff, .. } => Some(handoff),
         }
-        let _ = self.shared.pool.set_active(false);
     }
 }
 
 #[derive(Default)]
 pub struct MjpegSrc {
     settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
+    state: Mutex<State>,
     canceller: Canceller,
 }
 
@@ -134,7 +111,7 @@ impl MjpegSrc {
         }
         let mut settings = lock(&self.settings);
         match uri {
-            None => settings.location = None,
+            None => settings.client.location = None,
             Some(uri) => {
                 let url = Url::parse(uri).map_err(|e| {
                     glib::Error::new(gst::URIError::BadUri, &format!("Invalid URI '{uri}': {e}"))
@@ -145,125 +122,14 @@ impl MjpegSrc {
                         &format!("Unsupported URI scheme '{}'", url.scheme()),
                     ));
                 }
-                settings.location = Some(url.to_string());
+                settings.client.location = Some(url.to_string());
             }
         }
         Ok(())
     }
 
-    /// Build everything the reader needs from the settings.
-    fn reader_config(settings: &Settings) -> Result<reader::Config, gst::ErrorMessage> {
-        let location = settings
-            .location
-            .as_deref()
-            .ok_or_else(|| gst::error_msg!(gst::ResourceError::Settings, ["No location set"]))?;
-        let mut url = Url::parse(location).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Settings,
-                ["Invalid location {}: {}", location, e]
-            )
-        })?;
-
-        // Credentials: the properties win over the URL's userinfo, which is
-        // removed from the request URL either way.
-        let url_user = percent_decode(url.username());
-        let url_pw = url.password().map(percent_decode);
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        let user = settings
-            .user_id
-            .clone()
-            .or((!url_user.is_empty()).then_some(url_user));
-        let password = settings.user_pw.clone().or(url_pw).unwrap_or_default();
-        let credentials = user.map(|user| Credentials { user, password });
-
-        let mut http = http::Config::new(settings.ssl_strict);
-        http.user_agent = settings.user_agent.clone();
-        http.connect_timeout = (settings.connect_timeout > 0)
-            .then(|| Duration::from_secs(settings.connect_timeout.into()));
-        if let Some(proxy) = settings.proxy.as_deref().filter(|p| !p.is_empty()) {
-            let with_scheme = if proxy.contains("://") {
-                proxy.to_owned()
-            } else {
-                format!("http://{proxy}")
-            };
-            let mut proxy_url = Url::parse(&with_scheme).map_err(|e| {
-                gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ["Invalid proxy {}: {}", proxy, e]
-                )
-            })?;
-            if proxy_url.scheme() != "http" {
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ["Only HTTP proxies are supported, not {}", proxy]
-                ));
-            }
-            let id = settings
-                .proxy_id
-                .clone()
-                .unwrap_or_else(|| percent_decode(proxy_url.username()));
-            let pw = settings
-                .proxy_pw
-                .clone()
-                .or_else(|| proxy_url.password().map(percent_decode))
-                .unwrap_or_default();
-            if !id.is_empty() {
-                http.proxy_authorization = Some(
-                    Credentials {
-                        user: id,
-                        password: pw,
-                    }
-                    .basic(),
-                );
-            }
-            let _ = proxy_url.set_username("");
-            let _ = proxy_url.set_password(None);
-            http.proxy = Some(proxy_url);
-        }
-        if let Some(extra) = &settings.extra_headers {
-            for (name, value) in extra.iter() {
-                let value = match value.get::<String>() {
-                    Ok(s) => s,
-                    Err(_) => value
-                        .transform::<String>()
-                        .ok()
-                        .and_then(|v| v.get::<String>().ok())
-                        .unwrap_or_default(),
-                };
-                if name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
-                    return Err(gst::error_msg!(
-                        gst::ResourceError::Settings,
-                        ["Invalid extra header {}", name]
-                    ));
-                }
-                http.extra_headers.push((name.to_string(), value));
-            }
-        }
-        if !settings.cookies.is_empty() {
-            let cookie = settings.cookies.join("; ");
-            if cookie.contains(['\r', '\n']) {
-                return Err(gst::error_msg!(
-                    gst::ResourceError::Settings,
-                    ["Invalid cookie"]
-                ));
-            }
-            http.extra_headers.push(("Cookie".into(), cookie));
-        }
-
-        Ok(reader::Config {
-            url,
-            http,
-            credentials,
-            timeout: (settings.timeout > 0).then(|| Duration::from_secs(settings.timeout.into())),
-            retries: settings.retries,
-            retry_delay: Duration::from_millis(settings.retry_delay.into()),
-            retry_delay_max: Duration::from_millis(settings.retry_delay_max.into()),
-        })
-    }
-
     /// Running time now, minus the time since `arrival`.
-    fn running_time_at(&self, arrival: Instant, state: &mut State) -> Option<gst::ClockTime> {
+    fn running_time_at(&self, arrival: Instant, stamps: &mut Stamps) -> Option<gst::ClockTime> {
         let obj = self.obj();
         match (obj.clock(), obj.base_time()) {
             (Some(clock), Some(base)) => {
@@ -272,7 +138,7 @@ impl MjpegSrc {
                 Some(now.saturating_sub(base).saturating_sub(since))
             }
             _ => {
-                let first = *state.first_arrival.get_or_insert(arrival);
+                let first = *stamps.first_arrival.get_or_insert(arrival);
                 Some(gst::ClockTime::from_nseconds(
                     arrival.saturating_duration_since(first).as_nanos() as u64,
                 ))
@@ -281,17 +147,17 @@ impl MjpegSrc {
     }
 
     fn stats(&self) -> gst::Structure {
-        let location = lock(&self.settings).location.clone().unwrap_or_default();
+        let location = lock(&self.settings)
+            .client
+            .location
+            .clone()
+            .unwrap_or_default();
         let state = lock(&self.state);
-        let idle = reader::Stats::default();
-        let (s, free) = match state.as_ref() {
-            Some(state) => (
-                Some(lock(&state.shared.stats)),
-                state.shared.pool.free_buffers(),
-            ),
-            None => (None, 0),
-        };
-        let s = s.as_deref().unwrap_or(&idle);
+        let idle = Default::default();
+        let handoff = state.handoff();
+        let stats = handoff.map(|h| lock(&h.stats));
+        let s = stats.as_deref().unwrap_or(&idle);
+        let free = handoff.map_or(0, |h| h.pool.free_buffers());
         gst::Structure::builder("mjpegsrc-stats")
             .field("location", location)
             .field("frames-received", s.frames_received)
@@ -311,13 +177,112 @@ impl MjpegSrc {
             .field("connected", s.connected)
             .build()
     }
+
+    fn post_element_message(&self, s: gst::Structure) {
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Element::builder(s).src(&*obj).build());
+    }
+
+    /// What the client and the assembler report, from the runtime's threads.
+    fn on_event(&self, ev: Event) {
+        match ev {
+            Event::Redirected { from, to } => {
+                gst::debug!(CAT, imp = self, "Redirected from {from} to {to}");
+            }
+            Event::Connected {
+                url,
+                version,
+                status,
+                reason,
+                content_type,
+                boundary,
+            } => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Connected to {url} (HTTP/1.{version} {status} {reason}, Content-Type {content_type:?})"
+                );
+                self.post_element_message(
+                    gst::Structure::builder("mjpegsrc-connected")
+                        .field("location", url.as_str())
+                        .field("status", u32::from(status))
+                        .field("content-type", content_type.as_deref().unwrap_or(""))
+                        .field("boundary", boundary.as_str())
+                        .build(),
+                );
+            }
+            Event::Reconnecting {
+                reason,
+                attempt,
+                delay,
+            } => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::ResourceError::Read,
+                    [
+                        "Reconnecting in {} ms (attempt {}): {}",
+                        delay.as_millis(),
+                        attempt,
+                        reason
+                    ]
+                );
+                self.post_element_message(
+                    gst::Structure::builder("mjpegsrc-reconnect")
+                        .field("reason", reason.as_str())
+                        .field("attempt", attempt)
+                        .field("delay-ms", delay.as_millis() as u64)
+                        .build(),
+                );
+            }
+            Event::Parser(ev) => match ev {
+                multipart::Event::Skipped(reason) => {
+                    gst::debug!(CAT, imp = self, "Skipped a part: {reason:?}");
+                }
+                multipart::Event::Resync => {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Lost framing, resynchronising on the boundary"
+                    );
+                }
+                multipart::Event::BoundaryLearned(b) => {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Boundary {:?}",
+                        String::from_utf8_lossy(&b)
+                    );
+                }
+                multipart::Event::LengthMismatch => {
+                    gst::debug!(
+                        CAT,
+                        imp = self,
+                        "Content-Length did not match the part; framing by boundary"
+                    );
+                }
+                multipart::Event::Closed => {
+                    gst::debug!(CAT, imp = self, "The server sent the closing boundary");
+                }
+            },
+            Event::FrameDropped { seq, reason } => {
+                gst::log!(CAT, imp = self, "Dropped frame {seq} ({})", reason.as_str());
+            }
+            Event::FrameComplete { seq, len } => {
+                gst::trace!(CAT, imp = self, "Frame {seq} complete, {len} bytes");
+            }
+        }
+    }
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+/// The error `create()` posts when the client gives up.
+fn error_message(fatal: Fatal) -> gst::ErrorMessage {
+    let kind = match fatal.kind {
+        FatalKind::NotFound => gst::ResourceError::NotFound,
+        FatalKind::NotAuthorized => gst::ResourceError::NotAuthorized,
+        FatalKind::OpenRead => gst::ResourceError::OpenRead,
+        FatalKind::Read => gst::ResourceError::Read,
+    };
+    gst::error_msg!(kind, ["{}", fatal.message])
 }
 
 impl ObjectImpl for MjpegSrc {
@@ -326,111 +291,111 @@ impl ObjectImpl for MjpegSrc {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Location")
-                    .blurb("URL of the MJPEG stream (http:// or https://); user:password@ in the URL is used for authentication (default: none)")
+                    .blurb("URL of the MJPEG stream (http:// or https://); user:password@ in the URL is used for authentication")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("user-id")
                     .nick("User ID")
-                    .blurb("User name for Basic or Digest authentication (default: none, or the URL's user)")
+                    .blurb("User name for Basic or Digest authentication; when unset, the URL's user")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("user-pw")
                     .nick("User password")
-                    .blurb("Password for Basic or Digest authentication (default: none, or the URL's password)")
+                    .blurb("Password for Basic or Digest authentication; when unset, the URL's password")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("proxy")
                     .nick("Proxy")
-                    .blurb("HTTP proxy as host:port or http://host:port (default: none)")
+                    .blurb("HTTP proxy as host:port or http://host:port")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("proxy-id")
                     .nick("Proxy user ID")
-                    .blurb("User name for proxy Basic authentication (default: none)")
+                    .blurb("User name for proxy Basic authentication")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("proxy-pw")
                     .nick("Proxy user password")
-                    .blurb("Password for proxy Basic authentication (default: none)")
+                    .blurb("Password for proxy Basic authentication")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("user-agent")
                     .nick("User-Agent")
-                    .blurb("Value of the User-Agent request header (default: gst-mjpeg/<version>)")
+                    .blurb("Value of the User-Agent request header")
                     .default_value(Some(default_user_agent().as_str()))
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("extra-headers")
                     .nick("Extra headers")
-                    .blurb("Extra request headers as a GstStructure: each field name is a header name, its value the header value (default: none)")
+                    .blurb("Extra request headers as a GstStructure: each field name is a header name, its value the header value")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoxed::builder::<Vec<String>>("cookies")
                     .nick("Cookies")
-                    .blurb("Cookies sent with the request, each as name=value (default: none)")
+                    .blurb("Cookies sent with the request, each as name=value")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("ssl-strict")
                     .nick("SSL strict")
-                    .blurb("Verify the server's TLS certificate; false accepts self-signed certificates (default: true)")
+                    .blurb("Verify the server's TLS certificate; false accepts self-signed certificates")
                     .default_value(DEFAULT_SSL_STRICT)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("timeout")
                     .nick("Timeout")
-                    .blurb("Seconds without receiving a byte after which the connection counts as stalled and is reopened; 0 = never (default: 10)")
+                    .blurb("Seconds without receiving a byte after which the connection counts as stalled and is reopened; 0 = never")
                     .default_value(DEFAULT_TIMEOUT)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("connect-timeout")
                     .nick("Connect timeout")
-                    .blurb("Seconds allowed to connect and receive the response headers; 0 = no limit (default: 10)")
+                    .blurb("Seconds allowed to connect and receive the response headers; 0 = no limit")
                     .default_value(DEFAULT_CONNECT_TIMEOUT)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecInt::builder("retries")
                     .nick("Retries")
-                    .blurb("Consecutive failed reconnect attempts before giving up with an error; -1 = retry forever (default: -1)")
+                    .blurb("Consecutive failed reconnect attempts before giving up with an error; -1 = retry forever")
                     .minimum(-1)
                     .default_value(DEFAULT_RETRIES)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("retry-delay")
                     .nick("Retry delay")
-                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure (default: 500)")
+                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure")
                     .default_value(DEFAULT_RETRY_DELAY)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("retry-delay-max")
                     .nick("Maximum retry delay")
-                    .blurb("Upper bound in milliseconds of the growing delay between reconnect attempts (default: 10000)")
+                    .blurb("Upper bound in milliseconds of the growing delay between reconnect attempts")
                     .default_value(DEFAULT_RETRY_DELAY_MAX)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("max-frame-size")
                     .nick("Maximum frame size")
-                    .blurb("Size in bytes of each pool buffer; a larger frame is dropped and counted (default: 4194304)")
-                    .minimum(1024)
+                    .blurb("Size in bytes of each pool buffer; a larger frame is dropped and counted")
+                    .minimum(MIN_MAX_FRAME_SIZE)
                     .default_value(DEFAULT_MAX_FRAME_SIZE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("pool-size")
                     .nick("Pool size")
-                    .blurb("Number of frame buffers in the pool; when all are in use, new frames are dropped and counted (default: 8)")
+                    .blurb("Number of frame buffers in the pool; when all are in use, new frames are dropped and counted")
                     .minimum(MIN_POOL_SIZE)
-                    .maximum(1024)
+                    .maximum(MAX_POOL_SIZE)
                     .default_value(DEFAULT_POOL_SIZE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("is-live")
                     .nick("Is live")
-                    .blurb("Act as a live source: timestamps are running time at arrival and nothing is pushed in PAUSED (default: true)")
+                    .blurb("Act as a live source: timestamps are running time at arrival and nothing is pushed in PAUSED")
                     .default_value(DEFAULT_IS_LIVE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string) (read-only)")
+                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
                     .read_only()
                     .build(),
             ]
@@ -439,7 +404,7 @@ impl ObjectImpl for MjpegSrc {
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-        let running = lock(&self.state).is_some();
+        let running = !matches!(*lock(&self.state), State::Stopped);
         if running && pspec.flags().contains(gst::PARAM_FLAG_MUTABLE_READY) {
             gst::error!(
                 CAT,
@@ -458,37 +423,39 @@ impl ObjectImpl for MjpegSrc {
             }
             return;
         }
-        let mut s = lock(&self.settings);
+        let mut guard = lock(&self.settings);
+        let s = &mut *guard;
         let string = || {
             value
                 .get::<Option<String>>()
                 .expect("type checked upstream")
                 .filter(|v| !v.is_empty())
         };
+        let c = &mut s.client;
         match pspec.name() {
-            "user-id" => s.user_id = string(),
-            "user-pw" => s.user_pw = string(),
-            "proxy" => s.proxy = string(),
-            "proxy-id" => s.proxy_id = string(),
-            "proxy-pw" => s.proxy_pw = string(),
-            "user-agent" => s.user_agent = string().unwrap_or_else(default_user_agent),
+            "user-id" => c.user_id = string(),
+            "user-pw" => c.user_pw = string(),
+            "proxy" => c.proxy = string(),
+            "proxy-id" => c.proxy_id = string(),
+            "proxy-pw" => c.proxy_pw = string(),
+            "user-agent" => c.user_agent = string().unwrap_or_else(default_user_agent),
+            "cookies" => c.cookies = value.get::<Vec<String>>().expect("type checked upstream"),
+            "ssl-strict" => c.ssl_strict = value.get().expect("type checked upstream"),
+            "timeout" => c.timeout = value.get().expect("type checked upstream"),
+            "connect-timeout" => c.connect_timeout = value.get().expect("type checked upstream"),
+            "retries" => c.retries = value.get().expect("type checked upstream"),
+            "retry-delay" => c.retry_delay = value.get().expect("type checked upstream"),
+            "retry-delay-max" => c.retry_delay_max = value.get().expect("type checked upstream"),
             "extra-headers" => s.extra_headers = value.get().expect("type checked upstream"),
-            "cookies" => s.cookies = value.get::<Vec<String>>().expect("type checked upstream"),
-            "ssl-strict" => s.ssl_strict = value.get().expect("type checked upstream"),
-            "timeout" => s.timeout = value.get().expect("type checked upstream"),
-            "connect-timeout" => s.connect_timeout = value.get().expect("type checked upstream"),
-            "retries" => s.retries = value.get().expect("type checked upstream"),
-            "retry-delay" => s.retry_delay = value.get().expect("type checked upstream"),
-            "retry-delay-max" => s.retry_delay_max = value.get().expect("type checked upstream"),
             "max-frame-size" => s.max_frame_size = value.get().expect("type checked upstream"),
             "pool-size" => s.pool_size = value.get().expect("type checked upstream"),
-            "is-live" => {
-                s.is_live = value.get().expect("type checked upstream");
-                let live = s.is_live;
-                drop(s);
-                self.obj().set_live(live);
-            }
+            "is-live" => s.is_live = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
+        }
+        let live = s.is_live;
+        drop(guard);
+        if pspec.name() == "is-live" {
+            self.obj().set_live(live);
         }
     }
 
@@ -497,22 +464,23 @@ impl ObjectImpl for MjpegSrc {
             return self.stats().to_value();
         }
         let s = lock(&self.settings);
+        let c = &s.client;
         match pspec.name() {
-            "location" => s.location.to_value(),
-            "user-id" => s.user_id.to_value(),
-            "user-pw" => s.user_pw.to_value(),
-            "proxy" => s.proxy.to_value(),
-            "proxy-id" => s.proxy_id.to_value(),
-            "proxy-pw" => s.proxy_pw.to_value(),
-            "user-agent" => s.user_agent.to_value(),
+            "location" => c.location.to_value(),
+            "user-id" => c.user_id.to_value(),
+            "user-pw" => c.user_pw.to_value(),
+            "proxy" => c.proxy.to_value(),
+            "proxy-id" => c.proxy_id.to_value(),
+            "proxy-pw" => c.proxy_pw.to_value(),
+            "user-agent" => c.user_agent.to_value(),
             "extra-headers" => s.extra_headers.to_value(),
-            "cookies" => s.cookies.to_value(),
-            "ssl-strict" => s.ssl_strict.to_value(),
-            "timeout" => s.timeout.to_value(),
-            "connect-timeout" => s.connect_timeout.to_value(),
-            "retries" => s.retries.to_value(),
-            "retry-delay" => s.retry_delay.to_value(),
-            "retry-delay-max" => s.retry_delay_max.to_value(),
+            "cookies" => c.cookies.to_value(),
+            "ssl-strict" => c.ssl_strict.to_value(),
+            "timeout" => c.timeout.to_value(),
+            "connect-timeout" => c.connect_timeout.to_value(),
+            "retries" => c.retries.to_value(),
+            "retry-delay" => c.retry_delay.to_value(),
+            "retry-delay-max" => c.retry_delay_max.to_value(),
             "max-frame-size" => s.max_frame_size.to_value(),
             "pool-size" => s.pool_size.to_value(),
             "is-live" => s.is_live.to_value(),
@@ -571,7 +539,7 @@ impl URIHandlerImpl for MjpegSrc {
     }
 
     fn uri(&self) -> Option<String> {
-        lock(&self.settings).location.clone()
+        lock(&self.settings).client.location.clone()
     }
 
     fn set_uri(&self, uri: &str) -> Result<(), glib::Error> {
@@ -582,7 +550,8 @@ impl URIHandlerImpl for MjpegSrc {
 impl BaseSrcImpl for MjpegSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let config = Self::reader_config(&settings)?;
+        let config = client::Config::new(&settings.client_settings())
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
         let pool =
             FramePool::new_active(settings.max_frame_size, settings.pool_size).map_err(|e| {
                 gst::error_msg!(
@@ -596,23 +565,22 @@ impl BaseSrcImpl for MjpegSrc {
                 )
             })?;
         gst::debug!(CAT, imp = self, "Starting on {}", config.url);
-        *lock(&self.state) = Some(State {
-            shared: Arc::new(Shared::new(pool)),
-            config: Some(config),
-            task: None,
-            caps_dims: None,
-            first_arrival: None,
-            first_camera_ts: None,
-            last_camera_ts: None,
-        });
+        *lock(&self.state) = State::Started {
+            handoff: Arc::new(Handoff::new(pool)),
+            config,
+        };
         self.canceller.reset();
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        // Dropping the state aborts the reader task and deactivates the pool.
-        let state = lock(&self.state).take();
+        let state = std::mem::take(&mut *lock(&self.state));
+        // Dropping the state aborts the reader task.
+        let handoff = state.handoff().cloned();
         drop(state);
+        if let Some(handoff) = handoff {
+            let _ = handoff.pool.set_active(false);
+        }
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -656,11 +624,9 @@ impl BaseSrcImpl for MjpegSrc {
         &self,
         query: &mut gst::query::Allocation,
     ) -> Result<(), gst::LoggableError> {
-        let state = lock(&self.state);
-        let Some(state) = state.as_ref() else {
+        let Some(pool) = lock(&self.state).handoff().map(|h| h.pool.clone()) else {
             return Ok(());
         };
-        let pool = state.shared.pool.clone();
         let (_, size, count, _) = pool.config().params().unwrap_or((None, 0, 0, 0));
         // Frames are filled by the network task before caps exist, so the
         // pool is the element's own. What downstream asks for is its
@@ -670,7 +636,7 @@ impl BaseSrcImpl for MjpegSrc {
             .map(|(_, _, min, _)| min)
             .max()
             .unwrap_or(0);
-        if wanted + reader::QUEUE_LEN as u32 + 1 > count {
+        if wanted + QUEUE_LEN as u32 + 1 > count {
             gst::warning!(
                 CAT,
                 imp = self,
@@ -694,22 +660,32 @@ impl PushSrcImpl for MjpegSrc {
         &self,
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
-        let shared = {
+        let handoff = {
             let mut state = lock(&self.state);
-            let Some(state) = state.as_mut() else {
-                return Err(gst::FlowError::Flushing);
-            };
-            // The network is opened on the first create(): for a live
-            // source that is PLAYING, so no frame is read to be thrown away.
-            if let Some(config) = state.config.take() {
-                let element = self.obj().upcast_ref::<gst::Element>().downgrade();
-                state.task =
-                    Some(RUNTIME.spawn(reader::run(config, state.shared.clone(), element)));
+            if matches!(*state, State::Started { .. }) {
+                let State::Started { handoff, config } = std::mem::take(&mut *state) else {
+                    unreachable!("matched above")
+                };
+                let weak = self.obj().downgrade();
+                let events: client::Events = Arc::new(move |ev| {
+                    if let Some(obj) = weak.upgrade() {
+                        obj.imp().on_event(ev);
+                    }
+                });
+                let task = RUNTIME.spawn(assembler::read_stream(config, handoff.clone(), events));
+                *state = State::Streaming {
+                    handoff,
+                    _reader: Reader(task),
+                    stamps: Stamps::default(),
+                };
             }
-            state.shared.clone()
+            match state.handoff() {
+                Some(handoff) => handoff.clone(),
+                None => return Err(gst::FlowError::Flushing),
+            }
         };
 
-        let item = match self.canceller.block_on(shared.next_item()) {
+        let item = match self.canceller.block_on(handoff.next_item()) {
             Ok(item) => item,
             Err(_) => {
                 gst::debug!(CAT, imp = self, "Unlocked while waiting for a frame");
@@ -718,24 +694,24 @@ impl PushSrcImpl for MjpegSrc {
         };
         let frame = match item {
             Item::Frame(frame) => frame,
-            Item::Fatal(err) => {
-                self.post_error_message(err);
+            Item::Fatal(fatal) => {
+                self.post_error_message(error_message(fatal));
                 return Err(gst::FlowError::Error);
             }
         };
 
         let do_timestamp = self.obj().does_timestamp();
         let mut guard = lock(&self.state);
-        let Some(state) = guard.as_mut() else {
+        let State::Streaming { stamps, .. } = &mut *guard else {
             return Err(gst::FlowError::Flushing);
         };
         let pts = (!do_timestamp)
-            .then(|| self.running_time_at(frame.arrival, state))
+            .then(|| self.running_time_at(frame.arrival, stamps))
             .flatten();
 
         // Renegotiate when the frame size changes (and for the first frame).
-        let new_caps = if state.caps_dims != Some(frame.dims) {
-            state.caps_dims = Some(frame.dims);
+        let new_caps = if stamps.caps_dims != Some(frame.dims) {
+            stamps.caps_dims = Some(frame.dims);
             let mut caps = gst::Caps::builder("image/jpeg");
             if let Some((w, h)) = frame.dims {
                 caps = caps.field("width", w as i32).field("height", h as i32);
@@ -756,19 +732,19 @@ impl PushSrcImpl for MjpegSrc {
             if let Some(ts) = frame.camera_ts {
                 // Camera clocks are unknown: carry the time relative to
                 // the first stamp seen; a jump backwards (reboot) restarts it.
-                let first = match (state.first_camera_ts, state.last_camera_ts) {
+                let first = match (stamps.first_camera_ts, stamps.last_camera_ts) {
                     (Some(first), Some(last)) if ts >= last => first,
                     _ => ts,
                 };
-                state.first_camera_ts = Some(first);
-                state.last_camera_ts = Some(ts);
+                stamps.first_camera_ts = Some(first);
+                stamps.last_camera_ts = Some(ts);
                 let rel = gst::ClockTime::from_nseconds(((ts - first).max(0.0) * 1e9) as u64);
                 static CAMERA_CAPS: LazyLock<gst::Caps> =
                     LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-mjpeg-camera"));
                 gst::ReferenceTimestampMeta::add(buf, &CAMERA_CAPS, rel, gst::ClockTime::NONE);
             }
         }
-        lock(&state.shared.stats).frames_pushed += 1;
+        lock(&handoff.stats).frames_pushed += 1;
         drop(guard);
 
         if let Some(caps) = new_caps {

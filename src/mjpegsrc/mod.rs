@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 /**
  * SECTION:element-mjpegsrc
  *
@@ -47,11 +49,12 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod auth;
-mod http;
+mod assembler;
+mod client;
 mod imp;
 mod pool;
-mod reader;
+mod settings;
+mod stats;
 
 glib::wrapper! {
     pub struct MjpegSrc(ObjectSubclass<imp::MjpegSrc>)
@@ -59,7 +62,7 @@ glib::wrapper! {
         @implements gst::URIHandler;
 }
 
-pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+pub(crate) fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(
         Some(plugin),
         "mjpegsrc",

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The source's frame pool: a plain `GstBufferPool` that also counts how many
 //! of its buffers are out (being filled, queued, or held downstream), so the
 //! `stats` property can report free buffers the way py-mjpeg did.
@@ -56,7 +58,7 @@ glib::wrapper! {
 impl FramePool {
     /// An active pool of `count` buffers of `size` bytes each, all allocated
     /// up front (py-mjpeg's `request_buffers(size, count)`).
-    pub fn new_active(size: u32, count: u32) -> Result<Self, glib::BoolError> {
+    pub(crate) fn new_active(size: u32, count: u32) -> Result<Self, glib::BoolError> {
         let pool: FramePool = glib::Object::new();
         let mut config = pool.config();
         config.set_params(None, size, count, count);
@@ -66,13 +68,13 @@ impl FramePool {
     }
 
     /// Buffers not currently handed out.
-    pub fn free_buffers(&self) -> u32 {
+    pub(crate) fn free_buffers(&self) -> u32 {
         let (_, _, _, max) = self.config().params().unwrap_or((None, 0, 0, 0));
         max.saturating_sub(self.imp().outstanding.load(Ordering::Relaxed))
     }
 
     /// A buffer now, or `None` if every buffer is out: never waits.
-    pub fn try_acquire(&self) -> Option<gst::Buffer> {
+    pub(crate) fn try_acquire(&self) -> Option<gst::Buffer> {
         let params =
             gst::BufferPoolAcquireParams::with_flags(gst::BufferPoolAcquireFlags::DONTWAIT);
         self.acquire_buffer(Some(&params)).ok()

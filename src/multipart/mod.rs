@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Multipart (`multipart/x-mixed-replace`) handling for MJPEG over HTTP.
 //!
 //! [`Parser`] is an incremental push parser for response bodies: feed it
@@ -7,3 +9,15 @@
 mod parser;
 
 pub use parser::*;
+
+/// The `boundary` parameter of a Content-Type value, unquoted; any case of
+/// the name, spaces around `;` and `=` (a hint only: the parser learns the
+/// real delimiter from the body).
+pub fn boundary_param(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| value.trim().trim_matches('"'))
+    })
+}

@@ -303,7 +303,7 @@ pub fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// Whole JPEG frames in a multipart body (read with the crate's parser),
 /// each checked to start with SOI and end with EOI.
 pub fn multipart_frames(content_type: Option<&str>, body: &[u8]) -> Vec<Vec<u8>> {
-    use gstmjpeg::multipart::{Event, Handler, Limits, Parser, PartInfo};
+    use gstmjpeg::internals::multipart::{Event, Handler, Limits, Parser, PartInfo};
     #[derive(Default)]
     struct Collect {
         cur: Vec<u8>,

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A small, lenient HTTP/1.x client for streaming bodies.
 //!
 //! Cameras speak HTTP loosely: HTTP/1.0 responses with `Transfer-Encoding:
@@ -9,8 +11,8 @@
 //! leniently with `httparse`, and hand the body out as slices of one large
 //! read buffer, de-chunked in place, so the caller copies each byte once.
 //!
-//! Authentication, redirects and reconnects are the caller's policy; this
-//! module only reports what the server said.
+//! Authentication, redirects and reconnects are the caller's policy
+//! (`open.rs`, `mod.rs`); this module only reports what the server said.
 
 use std::io;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
+
+use super::tls::tls_config;
 
 /// Size of the body read buffer: large reads keep the syscall count per
 /// frame low (a 100 kB JPEG arrives in two reads on a fast link).
@@ -32,7 +36,7 @@ const MAX_CHUNK_LINE: usize = 1024;
 
 /// Everything that can go wrong between us and the server.
 #[derive(Debug)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// The URL cannot be requested (scheme, host).
     InvalidUrl(String),
     /// TCP connect, DNS or proxy tunnel failure.
@@ -64,23 +68,23 @@ impl std::error::Error for HttpError {}
 
 /// Connection-level settings, fixed for the life of a source.
 #[derive(Clone)]
-pub struct Config {
-    pub user_agent: String,
-    pub connect_timeout: Option<Duration>,
-    pub proxy: Option<Url>,
+pub(crate) struct HttpOptions {
+    pub(crate) user_agent: String,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) proxy: Option<Url>,
     /// `Proxy-Authorization` value, if the proxy needs credentials.
-    pub proxy_authorization: Option<String>,
+    pub(crate) proxy_authorization: Option<String>,
     /// Extra request headers (name, value), cookies included.
-    pub extra_headers: Vec<(String, String)>,
+    pub(crate) extra_headers: Vec<(String, String)>,
     ssl_strict: bool,
     /// Built on the first https connection: loading the root store costs
     /// milliseconds that a plain-http camera should not pay.
     tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
 }
 
-impl Config {
-    pub fn new(ssl_strict: bool) -> Self {
-        Config {
+impl HttpOptions {
+    pub(crate) fn new(ssl_strict: bool) -> Self {
+        HttpOptions {
             user_agent: String::new(),
             connect_timeout: None,
             proxy: None,
@@ -92,100 +96,27 @@ impl Config {
     }
 }
 
-fn tls_config(strict: bool) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions");
-    let config = if strict {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // The system store adds local and corporate CAs; a missing or
-        // unreadable store leaves the built-in roots.
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
-    } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    };
-    Arc::new(config)
-}
-
-/// `ssl-strict=false`: accept any certificate (self-signed cameras), while
-/// still checking that the handshake signatures are valid.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// A response head and its body reader.
-pub struct Response {
-    pub status: u16,
-    pub reason: String,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) reason: String,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
-    pub headers: Vec<(String, String)>,
-    pub body: Body,
+    pub(crate) version: u8,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Body,
 }
 
 impl Response {
     /// The last value of a header (name compared case-insensitively).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         last_header(&self.headers, name)
     }
 
     /// Every value of a header, in order.
-    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -204,8 +135,8 @@ fn last_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
 
 /// Send `GET url` with an optional `Authorization` header and read the
 /// response head. The whole exchange is bounded by `connect_timeout`.
-pub async fn get(
-    config: &Config,
+pub(crate) async fn get(
+    config: &HttpOptions,
     url: &Url,
     authorization: Option<&str>,
 ) -> Result<Response, HttpError> {
@@ -254,7 +185,7 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, HttpError> {
 /// Open the transport to `url` (through the proxy if any). Returns the
 /// stream and whether the request must use the absolute URI form (plain
 /// HTTP through a proxy).
-async fn connect(config: &Config, url: &Url) -> Result<(Box<dyn Io>, bool), HttpError> {
+async fn connect(config: &HttpOptions, url: &Url) -> Result<(Box<dyn Io>, bool), HttpError> {
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -293,7 +224,7 @@ async fn connect(config: &Config, url: &Url) -> Result<(Box<dyn Io>, bool), Http
 
 /// Ask an HTTP proxy for a tunnel to `host:port`.
 async fn tunnel(
-    config: &Config,
+    config: &HttpOptions,
     tcp: &mut TcpStream,
     host: &str,
     port: u16,
@@ -324,6 +255,14 @@ async fn tunnel(
     }
 }
 
+/// The request target of `url` in origin form: its path and query.
+pub(crate) fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_owned(),
+    }
+}
+
 fn authority(host: &str, port: u16) -> String {
     if host.contains(':') {
         format!("[{host}]:{port}")
@@ -333,7 +272,7 @@ fn authority(host: &str, port: u16) -> String {
 }
 
 fn request_head(
-    config: &Config,
+    config: &HttpOptions,
     url: &Url,
     authorization: Option<&str>,
     absolute_form: bool,
@@ -346,12 +285,7 @@ fn request_head(
         u.set_fragment(None);
         u.to_string()
     } else {
-        let mut t = url.path().to_owned();
-        if let Some(q) = url.query() {
-            t.push('?');
-            t.push_str(q);
-        }
-        t
+        path_and_query(url)
     };
     let host = match (url.host_str(), url.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
@@ -524,7 +458,7 @@ enum Framing {
 }
 
 /// A response body, handed out as slices of one read buffer.
-pub struct Body {
+pub(crate) struct Body {
     stream: Box<dyn Io>,
     buf: Vec<u8>,
     start: usize,
@@ -559,7 +493,7 @@ impl Body {
 
     /// Whether [`Body::read_direct`] can be used now: nothing is buffered
     /// and the framing has body bytes due (not a chunk-size line).
-    pub fn can_read_direct(&self) -> bool {
+    pub(crate) fn can_read_direct(&self) -> bool {
         self.start == self.end
             && !self.eof
             && match &self.framing {
@@ -573,7 +507,7 @@ impl Body {
     /// Read body bytes straight from the socket into `dst` (no buffer in
     /// between). Returns 0 at the end of the body. Only valid when
     /// [`Body::can_read_direct`] said so.
-    pub async fn read_direct(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
+    pub(crate) async fn read_direct(&mut self, dst: &mut [u8]) -> Result<usize, HttpError> {
         let limit = match &self.framing {
             Framing::Close => dst.len(),
             Framing::Length(left) | Framing::Chunked(ChunkState::Data(left)) => {
@@ -614,7 +548,7 @@ impl Body {
 
     /// The next piece of the body, `None` at its end. The slice is valid
     /// until the next call.
-    pub async fn chunk(&mut self) -> Result<Option<&[u8]>, HttpError> {
+    pub(crate) async fn chunk(&mut self) -> Result<Option<&[u8]>, HttpError> {
         loop {
             match &mut self.framing {
                 Framing::Close => {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! HTTP authentication for the source: Basic and Digest (RFC 7616, `qop=auth`,
 //! MD5/SHA-256 and their `-sess` variants, as Dahua, Axis and Hikvision
 //! cameras require), driven by the server's `WWW-Authenticate` challenges.
@@ -6,14 +8,14 @@ use base64::Engine;
 
 /// A user name and password.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub user: String,
-    pub password: String,
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
 }
 
 impl Credentials {
     /// `Basic <base64(user:password)>`.
-    pub fn basic(&self) -> String {
+    pub(crate) fn basic(&self) -> String {
         let raw = format!("{}:{}", self.user, self.password);
         format!(
             "Basic {}",
@@ -31,7 +33,7 @@ enum Scheme {
 
 /// What to do after a 401.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Send the request again with the new credentials.
     Retry,
     /// The credentials were refused, or there are none, or the challenge
@@ -42,13 +44,13 @@ pub enum Verdict {
 /// Authentication state kept across requests and reconnects, so a Digest
 /// nonce is reused (with a growing nonce count) until the server calls it
 /// stale.
-pub struct Auth {
+pub(crate) struct Auth {
     credentials: Option<Credentials>,
     scheme: Scheme,
 }
 
 impl Auth {
-    pub fn new(credentials: Option<Credentials>) -> Self {
+    pub(crate) fn new(credentials: Option<Credentials>) -> Self {
         Auth {
             credentials,
             scheme: Scheme::None,
@@ -56,7 +58,7 @@ impl Auth {
     }
 
     /// The `Authorization` value for a GET of `uri` (path and query), if any.
-    pub fn authorization(&mut self, uri: &str) -> Option<String> {
+    pub(crate) fn authorization(&mut self, uri: &str) -> Option<String> {
         let creds = self.credentials.as_ref()?;
         match &mut self.scheme {
             Scheme::None => None,
@@ -73,7 +75,7 @@ impl Auth {
     }
 
     /// Learn from a 401 response's `WWW-Authenticate` values.
-    pub fn challenge<'a>(&mut self, offers: impl Iterator<Item = &'a str>) -> Verdict {
+    pub(crate) fn challenge<'a>(&mut self, offers: impl Iterator<Item = &'a str>) -> Verdict {
         if self.credentials.is_none() {
             return Verdict::Refused("authentication required, and no credentials are set".into());
         }

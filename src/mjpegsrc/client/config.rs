@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The element's network settings, as plain values, and the [`Config`] the
+//! client runs with, built (and validated) from them.
+
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use url::Url;
+
+use super::auth::Credentials;
+use super::http1::HttpOptions;
+
+/// The network settings of the element, as its properties hold them.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub(crate) location: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) user_pw: Option<String>,
+    pub(crate) proxy: Option<String>,
+    pub(crate) proxy_id: Option<String>,
+    pub(crate) proxy_pw: Option<String>,
+    pub(crate) user_agent: String,
+    /// Extra request headers (name, value), in order.
+    pub(crate) extra_headers: Vec<(String, String)>,
+    /// `name=value` cookies.
+    pub(crate) cookies: Vec<String>,
+    pub(crate) ssl_strict: bool,
+    /// Seconds without a byte before a connection counts as stalled; 0 = never.
+    pub(crate) timeout: u32,
+    /// Seconds for connect + response head; 0 = no limit.
+    pub(crate) connect_timeout: u32,
+    /// Failed attempts in a row before giving up; -1 = forever.
+    pub(crate) retries: i32,
+    /// Milliseconds before the first reconnect, doubling per failure.
+    pub(crate) retry_delay: u32,
+    /// Cap of the reconnect delay, milliseconds.
+    pub(crate) retry_delay_max: u32,
+}
+
+/// Everything the client needs, fixed when the element starts.
+pub(crate) struct Config {
+    /// The URL to read, without userinfo.
+    pub(crate) url: Url,
+    pub(crate) http: HttpOptions,
+    pub(crate) credentials: Option<Credentials>,
+    /// No byte for this long = stalled.
+    pub(crate) timeout: Option<Duration>,
+    /// -1 = forever.
+    pub(crate) retries: i32,
+    pub(crate) retry_delay: Duration,
+    pub(crate) retry_delay_max: Duration,
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn secs(s: u32) -> Option<Duration> {
+    (s > 0).then(|| Duration::from_secs(s.into()))
+}
+
+impl Config {
+    /// Check the settings and build the client's configuration; the error
+    /// says which setting is wrong.
+    pub(crate) fn new(settings: &Settings) -> Result<Config, String> {
+        let location = settings.location.as_deref().ok_or("No location set")?;
+        let mut url =
+            Url::parse(location).map_err(|e| format!("Invalid location {location}: {e}"))?;
+
+        // Credentials: the properties win over the URL's userinfo, which is
+        // removed from the request URL either way.
+        let url_user = percent_decode(url.username());
+        let url_pw = url.password().map(percent_decode);
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let user = settings
+            .user_id
+            .clone()
+            .or((!url_user.is_empty()).then_some(url_user));
+        let password = settings.user_pw.clone().or(url_pw).unwrap_or_default();
+        let credentials = user.map(|user| Credentials { user, password });
+
+        let mut http = HttpOptions::new(settings.ssl_strict);
+        http.user_agent = settings.user_agent.clone();
+        http.connect_timeout = secs(settings.connect_timeout);
+        if let Some(proxy) = settings.proxy.as_deref().filter(|p| !p.is_empty()) {
+            let with_scheme = if proxy.contains("://") {
+                proxy.to_owned()
+            } else {
+                format!("http://{proxy}")
+            };
+            let mut proxy_url =
+                Url::parse(&with_scheme).map_err(|e| format!("Invalid proxy {proxy}: {e}"))?;
+            if proxy_url.scheme() != "http" {
+                return Err(format!("Only HTTP proxies are supported, not {proxy}"));
+            }
+            let id = settings
+                .proxy_id
+                .clone()
+                .unwrap_or_else(|| percent_decode(proxy_url.username()));
+            let pw = settings
+                .proxy_pw
+                .clone()
+                .or_else(|| proxy_url.password().map(percent_decode))
+                .unwrap_or_default();
+            if !id.is_empty() {
+                http.proxy_authorization = Some(
+                    Credentials {
+                        user: id,
+                        password: pw,
+                    }
+                    .basic(),
+                );
+            }
+            let _ = proxy_url.set_username("");
+            let _ = proxy_url.set_password(None);
+            http.proxy = Some(proxy_url);
+        }
+        for (name, value) in &settings.extra_headers {
+            if name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
+                return Err(format!("Invalid extra header {name}"));
+            }
+            http.extra_headers.push((name.clone(), value.clone()));
+        }
+        if !settings.cookies.is_empty() {
+            let cookie = settings.cookies.join("; ");
+            if cookie.contains(['\r', '\n']) {
+                return Err("Invalid cookie".into());
+            }
+            http.extra_headers.push(("Cookie".into(), cookie));
+        }
+
+        Ok(Config {
+            url,
+            http,
+            credentials,
+            timeout: secs(settings.timeout),
+            retries: settings.retries,
+            retry_delay: Duration::from_millis(settings.retry_delay.into()),
+            retry_delay_max: Duration::from_millis(settings.retry_delay_max.into()),
+        })
+    }
+}
