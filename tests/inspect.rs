@@ -39,13 +39,14 @@ fn detail<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key:?} in gst-inspect output:\n{out}"))
 }
 
-/// `name -> blurb` of the "Element Properties:" section.
-fn listed_properties(out: &str) -> Vec<(String, String)> {
+/// `(name, blurb, details)` of the "Element Properties:" section; `details`
+/// are the indented lines after the blurb (flags, type, default).
+fn listed_properties(out: &str) -> Vec<(String, String, String)> {
     let section = out
         .split_once("Element Properties:")
         .map(|(_, s)| s)
         .unwrap_or_else(|| panic!("no Element Properties section:\n{out}"));
-    let mut props = Vec::new();
+    let mut props: Vec<(String, String, String)> = Vec::new();
     for line in section.lines() {
         if !line.is_empty() && !line.starts_with(' ') {
             break; // next section
@@ -55,10 +56,19 @@ fn listed_properties(out: &str) -> Vec<(String, String)> {
             continue;
         };
         if rest.starts_with(' ') {
-            continue; // flags, type, default, enum values
+            // flags, type, default, enum values
+            if let Some((_, _, details)) = props.last_mut() {
+                details.push_str(rest.trim());
+                details.push('\n');
+            }
+            continue;
         }
         if let Some((name, blurb)) = rest.split_once(" : ").or_else(|| rest.split_once(":")) {
-            props.push((name.trim().to_string(), blurb.trim().to_string()));
+            props.push((
+                name.trim().to_string(),
+                blurb.trim().to_string(),
+                String::new(),
+            ));
         }
     }
     props
@@ -83,15 +93,25 @@ fn check_element(name: &str, long_name: &str, klass: &str) {
     let own_type = element.type_();
     for pspec in element.list_properties() {
         let pname = pspec.name();
-        let Some((_, blurb)) = listed.iter().find(|(n, _)| n == pname) else {
+        let Some((_, blurb, details)) = listed.iter().find(|(n, _, _)| n == pname) else {
             panic!("{name}: property {pname} missing from gst-inspect-1.0 output:\n{out}");
         };
         assert!(!blurb.is_empty(), "{name}: {pname} has an empty blurb");
         if pspec.owner_type() == own_type {
+            // gst-inspect prints the default and the flags itself: the
+            // blurb does not repeat them.
             assert!(
-                blurb.contains("default") || blurb.contains("read-only"),
-                "{name}: the blurb of {pname} states no default: {blurb:?}"
+                !blurb.contains("(default") && !blurb.contains("(read-only)"),
+                "{name}: the blurb of {pname} repeats what gst-inspect prints: {blurb:?}"
             );
+            let boxed = pspec.value_type().is_a(glib::Type::BOXED);
+            let writable = pspec.flags().contains(glib::ParamFlags::WRITABLE);
+            if writable && !boxed {
+                assert!(
+                    details.contains("Default:"),
+                    "{name}: gst-inspect prints no default for {pname}: {details:?}"
+                );
+            }
         }
     }
     assert_eq!(
