@@ -30,7 +30,7 @@
 //! The crate's public API is the plugin (`plugin_register_static()`, and
 //! `libgstmjpeg.so`); the elements are used through GStreamer. The internals
 //! that the fuzz targets, benchmarks and tests drive directly are reachable
-//! through [`internals`] with the `internals` feature, without any promise
+//! through `internals` with the `internals` feature, without any promise
 //! of stability.
 //!
 //! Where things live (`src/`):
