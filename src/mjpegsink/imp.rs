@@ -13,8 +13,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::frame::{DEFAULT_BOUNDARY, valid_boundary};
-use super::server::{self, Server, ServerEvent};
+use super::server::{self, DEFAULT_BOUNDARY, Server, ServerEvent};
+use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {

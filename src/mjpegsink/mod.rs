@@ -43,11 +43,8 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod frame;
 mod imp;
 pub mod server;
-
-pub use frame::{DEFAULT_BOUNDARY, valid_boundary};
 
 glib::wrapper! {
     pub struct MjpegSink(ObjectSubclass<imp::MjpegSink>)

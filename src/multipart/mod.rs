@@ -1,9 +1,15 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Multipart (`multipart/x-mixed-replace`) handling for MJPEG over HTTP.
 //!
 //! [`Parser`] is an incremental push parser for response bodies: feed it
 //! chunks as they arrive and a [`Handler`] receives each part's body as
 //! slices of those chunks, released the moment the part is complete. It reads
 //! every framing variant real cameras send, and raw concatenated JPEGs.
+//!
+//! [`writer`] lays out the parts `mjpegsink` sends: each frame once, in one
+//! buffer shared by every client.
 mod parser;
+pub(crate) mod writer;
 
 pub use parser::*;

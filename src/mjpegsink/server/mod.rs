@@ -3,7 +3,7 @@
 //!
 //! # Fan-out
 //! The streaming thread calls [`Server::publish`], which lays the frame out
-//! once (`frame::Frame`) and stores it in a `watch` channel: it never waits on a
+//! once (`writer::Frame`) and stores it in a `watch` channel: it never waits on a
 //! client. Every streaming client is a hyper response whose body is a
 //! stream polled by hyper only when the connection can take more data; each
 //! poll yields the *newest* frame not yet sent to that client, as one
@@ -48,8 +48,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::frame::{self, Frame};
+use crate::multipart::writer::{self, Frame};
 use crate::runtime::{RUNTIME, lock};
+
+/// Default multipart boundary: mjpg-streamer's and ustreamer's, which some
+/// clients hard-code.
+pub const DEFAULT_BOUNDARY: &str = "boundarydonotcross";
 
 /// Pending listen() connections (many clients may connect at once).
 const LISTEN_BACKLOG: i32 = 1024;
@@ -72,7 +76,7 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Multipart boundary, without the leading `--` (see
-    /// [`frame::valid_boundary`]).
+    /// [`writer::valid_boundary`]).
     pub boundary: String,
     /// Streaming clients served at once; further ones get 503. 0 = no limit.
     pub max_clients: u32,
@@ -122,7 +126,7 @@ impl AdvanceHeaders {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            boundary: frame::DEFAULT_BOUNDARY.to_string(),
+            boundary: DEFAULT_BOUNDARY.to_string(),
             max_clients: 0,
             credentials: None,
             allow_origin: None,
@@ -419,7 +423,7 @@ impl Server {
             seq,
             jpeg,
             &self.shared.config.boundary,
-            frame::timestamp_string(SystemTime::now()),
+            writer::timestamp_string(SystemTime::now()),
         );
         let f = Arc::new(f);
         self.shared.frames.send_modify(|p| p.frame = Some(f));
@@ -934,7 +938,7 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
         Phase::Done => return None,
         Phase::Preamble => {
             s.phase = Phase::Streaming;
-            return Some((frame::preamble(boundary, s.advance_headers), s));
+            return Some((writer::preamble(boundary, s.advance_headers), s));
         }
         Phase::Streaming => {}
     }
@@ -964,7 +968,7 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
         if eos {
             s.phase = Phase::Done;
             s.guard.reason = DisconnectReason::Eos;
-            return Some((frame::closing(boundary, s.advance_headers), s));
+            return Some((writer::closing(boundary, s.advance_headers), s));
         }
         let changed = match (shared.config.resend_interval, &s.last_frame) {
             (Some(interval), Some(last)) => {
