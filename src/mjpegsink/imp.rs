@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! `mjpegsink` element glue: properties, signals, state changes and the
 //! hand-over of frames to the HTTP server in [`super::server`].
 //!
@@ -6,14 +8,16 @@
 
 use std::net::SocketAddr;
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::server::{self, DEFAULT_BOUNDARY, Server, ServerEvent};
+use super::server::{
+    self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
+};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
 
@@ -25,13 +29,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+// Only the element binds, so these two defaults live here; every other
+// default is the server's (`server::DEFAULT_*`).
 const DEFAULT_HOST: &str = "localhost";
 const DEFAULT_PORT: i32 = 8080;
-const DEFAULT_MAX_CLIENTS: u32 = 0;
-const DEFAULT_TIMEOUT: u32 = 10;
-const DEFAULT_RESEND_INTERVAL: u32 = 1000;
-const DEFAULT_UNSENT_LIMIT: u32 = 32 * 1024;
-const DEFAULT_ADVANCE_HEADERS: AdvanceHeaders = AdvanceHeaders::Chromium;
 
 /// Who gets ustreamer's `advance_headers` framing unless the request says
 /// `?advance_headers=0` or `=1`.
@@ -48,6 +49,23 @@ pub enum AdvanceHeaders {
     Chromium = 1,
     #[enum_value(name = "Every client", nick = "always")]
     Always = 2,
+}
+
+impl Default for AdvanceHeaders {
+    /// The server's default.
+    fn default() -> Self {
+        server::DEFAULT_ADVANCE_HEADERS.into()
+    }
+}
+
+impl From<server::AdvanceHeaders> for AdvanceHeaders {
+    fn from(a: server::AdvanceHeaders) -> Self {
+        match a {
+            server::AdvanceHeaders::Never => AdvanceHeaders::Never,
+            server::AdvanceHeaders::Chromium => AdvanceHeaders::Chromium,
+            server::AdvanceHeaders::Always => AdvanceHeaders::Always,
+        }
+    }
 }
 
 impl From<AdvanceHeaders> for server::AdvanceHeaders {
@@ -85,17 +103,16 @@ impl Default for Settings {
             user_id: None,
             user_pw: None,
             allow_origin: None,
-            timeout: DEFAULT_TIMEOUT,
-            resend_interval: DEFAULT_RESEND_INTERVAL,
+            timeout: DEFAULT_TIMEOUT_SECS,
+            resend_interval: DEFAULT_RESEND_INTERVAL_MS,
             unsent_limit: DEFAULT_UNSENT_LIMIT,
-            advance_headers: DEFAULT_ADVANCE_HEADERS,
+            advance_headers: AdvanceHeaders::default(),
         }
     }
 }
 
 impl Settings {
     fn server_config(&self) -> server::Config {
-        let secs = |s: u32| (s > 0).then(|| Duration::from_secs(u64::from(s)));
         let credentials = match (&self.user_id, &self.user_pw) {
             (None, None) => None,
             (u, p) => Some((u.clone().unwrap_or_default(), p.clone().unwrap_or_default())),
@@ -105,9 +122,8 @@ impl Settings {
             max_clients: self.max_clients,
             credentials,
             allow_origin: self.allow_origin.clone(),
-            timeout: secs(self.timeout),
-            resend_interval: (self.resend_interval > 0)
-                .then(|| Duration::from_millis(u64::from(self.resend_interval))),
+            timeout: server::timeout_from_secs(self.timeout),
+            resend_interval: server::resend_interval_from_ms(self.resend_interval),
             unsent_limit: self.unsent_limit,
             advance_headers: self.advance_headers.into(),
         }
@@ -308,7 +324,7 @@ impl ObjectImpl for MjpegSink {
                         "Drop a client whose socket accepts no data for this many seconds; \
                          0 = never (default: 10)",
                     )
-                    .default_value(DEFAULT_TIMEOUT)
+                    .default_value(DEFAULT_TIMEOUT_SECS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("resend-interval")
@@ -318,7 +334,7 @@ impl ObjectImpl for MjpegSink {
                          many milliseconds (keeps idle connections and WebKit happy); \
                          0 = off (default: 1000)",
                     )
-                    .default_value(DEFAULT_RESEND_INTERVAL)
+                    .default_value(DEFAULT_RESEND_INTERVAL_MS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("unsent-limit")
@@ -333,7 +349,7 @@ impl ObjectImpl for MjpegSink {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default(
                     "advance-headers",
-                    DEFAULT_ADVANCE_HEADERS,
+                    AdvanceHeaders::default(),
                 )
                 .nick("Advance headers")
                 .blurb(
@@ -425,13 +441,13 @@ impl ObjectImpl for MjpegSink {
                     settings.allow_origin = v;
                 }
             }
-            "timeout" => settings.timeout = value.get().unwrap_or(DEFAULT_TIMEOUT),
+            "timeout" => settings.timeout = value.get().unwrap_or(DEFAULT_TIMEOUT_SECS),
             "resend-interval" => {
-                settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL)
+                settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL_MS)
             }
             "unsent-limit" => settings.unsent_limit = value.get().unwrap_or(DEFAULT_UNSENT_LIMIT),
             "advance-headers" => {
-                settings.advance_headers = value.get().unwrap_or(DEFAULT_ADVANCE_HEADERS)
+                settings.advance_headers = value.get().unwrap_or(AdvanceHeaders::default())
             }
             other => gst::warning!(CAT, imp = self, "Unknown property {other}"),
         }

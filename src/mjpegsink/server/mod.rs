@@ -70,8 +70,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub(crate) use config::DEFAULT_BOUNDARY;
 pub use config::{AdvanceHeaders, Config};
+pub(crate) use config::{
+    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS,
+    DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
+};
 pub use event::{DisconnectReason, EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
