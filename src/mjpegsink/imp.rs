@@ -446,9 +446,7 @@ impl ObjectImpl for MjpegSink {
                 settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL_MS)
             }
             "unsent-limit" => settings.unsent_limit = value.get().unwrap_or(DEFAULT_UNSENT_LIMIT),
-            "advance-headers" => {
-                settings.advance_headers = value.get().unwrap_or(AdvanceHeaders::default())
-            }
+            "advance-headers" => settings.advance_headers = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "Unknown property {other}"),
         }
     }
