@@ -252,7 +252,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Host")
                     .blurb(
                         "Address or host name to listen on; 0.0.0.0 or :: to serve every \
-                         interface (default: localhost)",
+                         interface",
                     )
                     .default_value(Some(DEFAULT_HOST))
                     .mutable_ready()
@@ -261,7 +261,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Port")
                     .blurb(
                         "TCP port to listen on; 0 picks a free port, readable from \
-                         current-port (default: 8080)",
+                         current-port",
                     )
                     .minimum(0)
                     .maximum(65535)
@@ -270,7 +270,7 @@ impl ObjectImpl for MjpegSink {
                     .build(),
                 glib::ParamSpecInt::builder("current-port")
                     .nick("Current port")
-                    .blurb("TCP port the server listens on, 0 when not listening (read-only)")
+                    .blurb("TCP port the server listens on, 0 when not listening")
                     .minimum(0)
                     .maximum(65535)
                     .default_value(0)
@@ -280,7 +280,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Boundary")
                     .blurb(
                         "Multipart boundary, without the leading dashes: 1-70 characters \
-                         from A-Z a-z 0-9 ' + - . _ (default: boundarydonotcross)",
+                         from A-Z a-z 0-9 ' + - . _",
                     )
                     .default_value(Some(DEFAULT_BOUNDARY))
                     .mutable_ready()
@@ -289,7 +289,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Max clients")
                     .blurb(
                         "Streaming clients served at once; further ones get 503 \
-                         Service Unavailable. 0 = no limit (default: 0)",
+                         Service Unavailable. 0 = no limit",
                     )
                     .default_value(DEFAULT_MAX_CLIENTS)
                     .mutable_ready()
@@ -298,7 +298,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("User ID")
                     .blurb(
                         "User name required (HTTP Basic authentication) on every endpoint \
-                         when user-id or user-pw is set (default: none)",
+                         when user-id or user-pw is set",
                     )
                     .mutable_ready()
                     .build(),
@@ -306,7 +306,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("User password")
                     .blurb(
                         "Password required (HTTP Basic authentication) on every endpoint \
-                         when user-id or user-pw is set (default: none)",
+                         when user-id or user-pw is set",
                     )
                     .mutable_ready()
                     .build(),
@@ -314,7 +314,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Allow origin")
                     .blurb(
                         "Value of the Access-Control-Allow-Origin header (CORS), e.g. * ; \
-                         none sends no CORS headers (default: none)",
+                         none sends no CORS headers",
                     )
                     .mutable_ready()
                     .build(),
@@ -322,7 +322,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Timeout")
                     .blurb(
                         "Drop a client whose socket accepts no data for this many seconds; \
-                         0 = never (default: 10)",
+                         0 = never",
                     )
                     .default_value(DEFAULT_TIMEOUT_SECS)
                     .mutable_ready()
@@ -332,7 +332,7 @@ impl ObjectImpl for MjpegSink {
                     .blurb(
                         "Resend the newest frame to a client that got nothing new for this \
                          many milliseconds (keeps idle connections and WebKit happy); \
-                         0 = off (default: 1000)",
+                         0 = off",
                     )
                     .default_value(DEFAULT_RESEND_INTERVAL_MS)
                     .mutable_ready()
@@ -342,7 +342,7 @@ impl ObjectImpl for MjpegSink {
                     .blurb(
                         "Bytes the kernel may hold unsent per client (TCP_NOTSENT_LOWAT) \
                          before the client counts as busy and skips frames; keeps slow \
-                         clients close to live. 0 = OS default buffering (default: 32768)",
+                         clients close to live. 0 = OS default buffering",
                     )
                     .default_value(DEFAULT_UNSENT_LIMIT)
                     .mutable_ready()
@@ -356,7 +356,7 @@ impl ObjectImpl for MjpegSink {
                     "Which clients get each part's headers right after the preceding \
                      delimiter, without Content-Length (ustreamer's advance_headers: \
                      Chrome then shows a frame as soon as it arrives instead of one frame \
-                     late); a ?advance_headers=0/1 query overrides (default: chromium)",
+                     late); a ?advance_headers=0/1 query overrides",
                 )
                 .mutable_ready()
                 .build(),
@@ -368,7 +368,7 @@ impl ObjectImpl for MjpegSink {
                          bytes-out, clients-dropped-timeout, clients-rejected-max, \
                          requests-unauthorized, requests-snapshot, requests-state, \
                          requests-invalid (guint64), uptime (gdouble, s), eos (gboolean), \
-                         width, height (guint) (read-only)",
+                         width, height (guint)",
                     )
                     .read_only()
                     .build(),
