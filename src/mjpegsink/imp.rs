@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! `mjpegsink` element glue: properties, signals, state changes and the
 //! hand-over of frames to the HTTP server in [`super::server`].
 //!
@@ -6,15 +8,17 @@
 
 use std::net::SocketAddr;
 use std::sync::{LazyLock, Mutex};
-use std::time::Duration;
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::frame::{DEFAULT_BOUNDARY, valid_boundary};
-use super::server::{self, Server, ServerEvent};
+use super::server::{
+    self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
+};
+use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -25,13 +29,10 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     )
 });
 
+// Only the element binds, so these two defaults live here; every other
+// default is the server's (`server::DEFAULT_*`).
 const DEFAULT_HOST: &str = "localhost";
 const DEFAULT_PORT: i32 = 8080;
-const DEFAULT_MAX_CLIENTS: u32 = 0;
-const DEFAULT_TIMEOUT: u32 = 10;
-const DEFAULT_RESEND_INTERVAL: u32 = 1000;
-const DEFAULT_UNSENT_LIMIT: u32 = 32 * 1024;
-const DEFAULT_ADVANCE_HEADERS: AdvanceHeaders = AdvanceHeaders::Chromium;
 
 /// Who gets ustreamer's `advance_headers` framing unless the request says
 /// `?advance_headers=0` or `=1`.
@@ -48,6 +49,23 @@ pub enum AdvanceHeaders {
     Chromium = 1,
     #[enum_value(name = "Every client", nick = "always")]
     Always = 2,
+}
+
+impl Default for AdvanceHeaders {
+    /// The server's default.
+    fn default() -> Self {
+        server::DEFAULT_ADVANCE_HEADERS.into()
+    }
+}
+
+impl From<server::AdvanceHeaders> for AdvanceHeaders {
+    fn from(a: server::AdvanceHeaders) -> Self {
+        match a {
+            server::AdvanceHeaders::Never => AdvanceHeaders::Never,
+            server::AdvanceHeaders::Chromium => AdvanceHeaders::Chromium,
+            server::AdvanceHeaders::Always => AdvanceHeaders::Always,
+        }
+    }
 }
 
 impl From<AdvanceHeaders> for server::AdvanceHeaders {
@@ -85,17 +103,16 @@ impl Default for Settings {
             user_id: None,
             user_pw: None,
             allow_origin: None,
-            timeout: DEFAULT_TIMEOUT,
-            resend_interval: DEFAULT_RESEND_INTERVAL,
+            timeout: DEFAULT_TIMEOUT_SECS,
+            resend_interval: DEFAULT_RESEND_INTERVAL_MS,
             unsent_limit: DEFAULT_UNSENT_LIMIT,
-            advance_headers: DEFAULT_ADVANCE_HEADERS,
+            advance_headers: AdvanceHeaders::default(),
         }
     }
 }
 
 impl Settings {
     fn server_config(&self) -> server::Config {
-        let secs = |s: u32| (s > 0).then(|| Duration::from_secs(u64::from(s)));
         let credentials = match (&self.user_id, &self.user_pw) {
             (None, None) => None,
             (u, p) => Some((u.clone().unwrap_or_default(), p.clone().unwrap_or_default())),
@@ -105,9 +122,8 @@ impl Settings {
             max_clients: self.max_clients,
             credentials,
             allow_origin: self.allow_origin.clone(),
-            timeout: secs(self.timeout),
-            resend_interval: (self.resend_interval > 0)
-                .then(|| Duration::from_millis(u64::from(self.resend_interval))),
+            timeout: server::timeout_from_secs(self.timeout),
+            resend_interval: server::resend_interval_from_ms(self.resend_interval),
             unsent_limit: self.unsent_limit,
             advance_headers: self.advance_headers.into(),
         }
@@ -236,7 +252,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Host")
                     .blurb(
                         "Address or host name to listen on; 0.0.0.0 or :: to serve every \
-                         interface (default: localhost)",
+                         interface",
                     )
                     .default_value(Some(DEFAULT_HOST))
                     .mutable_ready()
@@ -245,7 +261,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Port")
                     .blurb(
                         "TCP port to listen on; 0 picks a free port, readable from \
-                         current-port (default: 8080)",
+                         current-port",
                     )
                     .minimum(0)
                     .maximum(65535)
@@ -254,7 +270,7 @@ impl ObjectImpl for MjpegSink {
                     .build(),
                 glib::ParamSpecInt::builder("current-port")
                     .nick("Current port")
-                    .blurb("TCP port the server listens on, 0 when not listening (read-only)")
+                    .blurb("TCP port the server listens on, 0 when not listening")
                     .minimum(0)
                     .maximum(65535)
                     .default_value(0)
@@ -264,7 +280,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Boundary")
                     .blurb(
                         "Multipart boundary, without the leading dashes: 1-70 characters \
-                         from A-Z a-z 0-9 ' + - . _ (default: boundarydonotcross)",
+                         from A-Z a-z 0-9 ' + - . _",
                     )
                     .default_value(Some(DEFAULT_BOUNDARY))
                     .mutable_ready()
@@ -273,7 +289,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Max clients")
                     .blurb(
                         "Streaming clients served at once; further ones get 503 \
-                         Service Unavailable. 0 = no limit (default: 0)",
+                         Service Unavailable. 0 = no limit",
                     )
                     .default_value(DEFAULT_MAX_CLIENTS)
                     .mutable_ready()
@@ -282,7 +298,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("User ID")
                     .blurb(
                         "User name required (HTTP Basic authentication) on every endpoint \
-                         when user-id or user-pw is set (default: none)",
+                         when user-id or user-pw is set",
                     )
                     .mutable_ready()
                     .build(),
@@ -290,7 +306,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("User password")
                     .blurb(
                         "Password required (HTTP Basic authentication) on every endpoint \
-                         when user-id or user-pw is set (default: none)",
+                         when user-id or user-pw is set",
                     )
                     .mutable_ready()
                     .build(),
@@ -298,7 +314,7 @@ impl ObjectImpl for MjpegSink {
                     .nick("Allow origin")
                     .blurb(
                         "Value of the Access-Control-Allow-Origin header (CORS), e.g. * ; \
-                         none sends no CORS headers (default: none)",
+                         none sends no CORS headers",
                     )
                     .mutable_ready()
                     .build(),
@@ -306,9 +322,9 @@ impl ObjectImpl for MjpegSink {
                     .nick("Timeout")
                     .blurb(
                         "Drop a client whose socket accepts no data for this many seconds; \
-                         0 = never (default: 10)",
+                         0 = never",
                     )
-                    .default_value(DEFAULT_TIMEOUT)
+                    .default_value(DEFAULT_TIMEOUT_SECS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("resend-interval")
@@ -316,9 +332,9 @@ impl ObjectImpl for MjpegSink {
                     .blurb(
                         "Resend the newest frame to a client that got nothing new for this \
                          many milliseconds (keeps idle connections and WebKit happy); \
-                         0 = off (default: 1000)",
+                         0 = off",
                     )
-                    .default_value(DEFAULT_RESEND_INTERVAL)
+                    .default_value(DEFAULT_RESEND_INTERVAL_MS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("unsent-limit")
@@ -326,21 +342,21 @@ impl ObjectImpl for MjpegSink {
                     .blurb(
                         "Bytes the kernel may hold unsent per client (TCP_NOTSENT_LOWAT) \
                          before the client counts as busy and skips frames; keeps slow \
-                         clients close to live. 0 = OS default buffering (default: 32768)",
+                         clients close to live. 0 = OS default buffering",
                     )
                     .default_value(DEFAULT_UNSENT_LIMIT)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default(
                     "advance-headers",
-                    DEFAULT_ADVANCE_HEADERS,
+                    AdvanceHeaders::default(),
                 )
                 .nick("Advance headers")
                 .blurb(
                     "Which clients get each part's headers right after the preceding \
                      delimiter, without Content-Length (ustreamer's advance_headers: \
                      Chrome then shows a frame as soon as it arrives instead of one frame \
-                     late); a ?advance_headers=0/1 query overrides (default: chromium)",
+                     late); a ?advance_headers=0/1 query overrides",
                 )
                 .mutable_ready()
                 .build(),
@@ -352,7 +368,7 @@ impl ObjectImpl for MjpegSink {
                          bytes-out, clients-dropped-timeout, clients-rejected-max, \
                          requests-unauthorized, requests-snapshot, requests-state, \
                          requests-invalid (guint64), uptime (gdouble, s), eos (gboolean), \
-                         width, height (guint) (read-only)",
+                         width, height (guint)",
                     )
                     .read_only()
                     .build(),
@@ -425,14 +441,12 @@ impl ObjectImpl for MjpegSink {
                     settings.allow_origin = v;
                 }
             }
-            "timeout" => settings.timeout = value.get().unwrap_or(DEFAULT_TIMEOUT),
+            "timeout" => settings.timeout = value.get().unwrap_or(DEFAULT_TIMEOUT_SECS),
             "resend-interval" => {
-                settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL)
+                settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL_MS)
             }
             "unsent-limit" => settings.unsent_limit = value.get().unwrap_or(DEFAULT_UNSENT_LIMIT),
-            "advance-headers" => {
-                settings.advance_headers = value.get().unwrap_or(DEFAULT_ADVANCE_HEADERS)
-            }
+            "advance-headers" => settings.advance_headers = value.get().unwrap_or_default(),
             other => gst::warning!(CAT, imp = self, "Unknown property {other}"),
         }
     }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 /**
  * SECTION:element-mjpegsink
  *
@@ -43,11 +45,8 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod frame;
 mod imp;
 pub mod server;
-
-pub use frame::{DEFAULT_BOUNDARY, valid_boundary};
 
 glib::wrapper! {
     pub struct MjpegSink(ObjectSubclass<imp::MjpegSink>)

@@ -6,7 +6,11 @@
 //! chunks as they arrive and a [`Handler`] receives each part's body as
 //! slices of those chunks, released the moment the part is complete. It reads
 //! every framing variant real cameras send, and raw concatenated JPEGs.
+//!
+//! `writer` lays out the parts `mjpegsink` sends: each frame once, in one
+//! buffer shared by every client.
 mod parser;
+pub(crate) mod writer;
 
 pub use parser::*;
 

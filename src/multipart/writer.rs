@@ -1,4 +1,7 @@
-//! The sink's part framing (pure Rust, no GStreamer types).
+// SPDX-License-Identifier: MPL-2.0
+
+//! The multipart writer: `mjpegsink`'s part framing (pure Rust, no GStreamer
+//! types).
 //!
 //! Every frame published by the sink is laid out **once**, in one contiguous
 //! buffer shared by all clients:
@@ -24,35 +27,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// Default multipart boundary: mjpg-streamer's and ustreamer's, which some
-/// clients hard-code.
-pub const DEFAULT_BOUNDARY: &str = "boundarydonotcross";
-
 /// Headers an `advance_headers` client receives for the *next* part, right
 /// after each delimiter (no Content-Length: it is not known yet).
-pub const ADVANCE_HEADERS: &[u8] = b"Content-Type: image/jpeg\r\n\r\n";
+pub(crate) const ADVANCE_HEADERS: &[u8] = b"Content-Type: image/jpeg\r\n\r\n";
 
 /// Whether `b` can be used as a multipart boundary in an unquoted
 /// `Content-Type` parameter: 1 to 70 characters from `A-Z a-z 0-9 ' + - . _`.
-pub fn valid_boundary(b: &str) -> bool {
+pub(crate) fn valid_boundary(b: &str) -> bool {
     (1..=70).contains(&b.len())
         && b.bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'+' | b'-' | b'.' | b'_'))
 }
 
 /// Seconds since the Unix epoch with microseconds, as sent in `X-Timestamp`.
-pub fn timestamp_string(t: SystemTime) -> String {
+pub(crate) fn timestamp_string(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:06}", d.as_secs(), d.subsec_micros())
 }
 
 /// One published frame, shared by every client (wrap it in an `Arc`).
 #[derive(Debug)]
-pub struct Frame {
+pub(crate) struct Frame {
     /// 1-based sequence number of the frame on this server.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Wall-clock time the frame was published, as sent in `X-Timestamp`.
-    pub timestamp: String,
+    pub(crate) timestamp: String,
     buf: Bytes,
     jpeg: Range<usize>,
     delimiter_end: usize,
@@ -61,7 +60,7 @@ pub struct Frame {
 impl Frame {
     /// Lay out `jpeg` (copied once) with its part headers, delimiter and the
     /// advance headers of the next part.
-    pub fn new(seq: u64, jpeg: &[u8], boundary: &str, timestamp: String) -> Self {
+    pub(crate) fn new(seq: u64, jpeg: &[u8], boundary: &str, timestamp: String) -> Self {
         let mut head = Vec::with_capacity(96);
         head.extend_from_slice(b"Content-Type: image/jpeg\r\nContent-Length: ");
         head.extend_from_slice(jpeg.len().to_string().as_bytes());
@@ -91,25 +90,25 @@ impl Frame {
     }
 
     /// Part headers, JPEG and delimiter: what a normal client is sent.
-    pub fn part(&self) -> Bytes {
+    pub(crate) fn part(&self) -> Bytes {
         self.buf.slice(..self.delimiter_end)
     }
 
     /// JPEG, delimiter and the next part's headers: what an
     /// `advance_headers` client is sent.
-    pub fn advance_part(&self) -> Bytes {
+    pub(crate) fn advance_part(&self) -> Bytes {
         self.buf.slice(self.jpeg.start..)
     }
 
     /// The JPEG alone (for `/snapshot`).
-    pub fn jpeg(&self) -> Bytes {
+    pub(crate) fn jpeg(&self) -> Bytes {
         self.buf.slice(self.jpeg.clone())
     }
 }
 
 /// The start of a stream body: the first delimiter (plus, for
 /// `advance_headers`, the first part's headers).
-pub fn preamble(boundary: &str, advance_headers: bool) -> Bytes {
+pub(crate) fn preamble(boundary: &str, advance_headers: bool) -> Bytes {
     let mut v = format!("--{boundary}\r\n").into_bytes();
     if advance_headers {
         v.extend_from_slice(ADVANCE_HEADERS);
@@ -121,7 +120,7 @@ pub fn preamble(boundary: &str, advance_headers: bool) -> Bytes {
 /// delimiter line, so the close delimiter follows directly; an
 /// `advance_headers` client has already received the headers of a part that
 /// will never come, which becomes an empty part ended by the close delimiter.
-pub fn closing(boundary: &str, advance_headers: bool) -> Bytes {
+pub(crate) fn closing(boundary: &str, advance_headers: bool) -> Bytes {
     if advance_headers {
         Bytes::from(format!("\r\n--{boundary}--\r\n"))
     } else {

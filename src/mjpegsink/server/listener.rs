@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The listening socket: [`bind`] (synchronous, so a busy port is a clean
+//! error in the element's `start()`) and the accept loop that owns every
+//! connection task.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use super::conn::serve_connection;
+use super::event::ServerEvent;
+use super::shared::Shared;
+
+/// Pending listen() connections (many clients may connect at once).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Resolve `host` and bind a listening socket on the first address that
+/// works (IPv4 first), non-blocking, ready for
+/// [`Server::start`](super::Server::start).
+pub fn bind(host: &str, port: u16) -> io::Result<StdTcpListener> {
+    let mut addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    addrs.sort_by_key(|a| a.is_ipv6());
+    let mut last_err = io::Error::new(
+        io::ErrorKind::AddrNotAvailable,
+        format!("{host} resolves to no address"),
+    );
+    for addr in addrs {
+        match bind_one(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = e,
+        }
+    }
+    Err(last_err)
+}
+
+fn bind_one(addr: SocketAddr) -> io::Result<StdTcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    s.listen(LISTEN_BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
+}
+
+/// Accepts connections; owns every connection task, so aborting it closes
+/// every connection.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            res = listener.accept() => match res {
+                Ok((stream, peer)) => {
+                    conns.spawn(serve_connection(stream, peer, shared.clone()));
+                }
+                Err(e) => {
+                    shared.emit(ServerEvent::AcceptError(e.to_string()));
+                    // EMFILE and friends: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: MPL-2.0
+
+//! The server's counters, their snapshot ([`Stats`]) and the `/state`
+//! document built from it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Negotiated format, reported by `/state`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Format {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Frames per second from the caps (0 = variable / unknown).
+    pub framerate: Option<f64>,
+}
+
+/// The live counters, updated from every connection (see [`Stats`] for
+/// what each counts).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) clients: AtomicU64,
+    pub(crate) clients_total: AtomicU64,
+    pub(crate) frames_in: AtomicU64,
+    pub(crate) frames_out: AtomicU64,
+    pub(crate) frames_resent: AtomicU64,
+    pub(crate) frames_skipped: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) clients_dropped_timeout: AtomicU64,
+    pub(crate) clients_rejected_max: AtomicU64,
+    pub(crate) requests_unauthorized: AtomicU64,
+    pub(crate) requests_snapshot: AtomicU64,
+    pub(crate) requests_state: AtomicU64,
+    pub(crate) requests_invalid: AtomicU64,
+}
+
+impl Counters {
+    /// A copy of the counters, completed with what they do not hold.
+    pub(crate) fn snapshot(&self, uptime: f64, eos: bool, format: Format) -> Stats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            clients: l(&self.clients),
+            clients_total: l(&self.clients_total),
+            frames_in: l(&self.frames_in),
+            frames_out: l(&self.frames_out),
+            frames_resent: l(&self.frames_resent),
+            frames_skipped: l(&self.frames_skipped),
+            bytes_out: l(&self.bytes_out),
+            clients_dropped_timeout: l(&self.clients_dropped_timeout),
+            clients_rejected_max: l(&self.clients_rejected_max),
+            requests_unauthorized: l(&self.requests_unauthorized),
+            requests_snapshot: l(&self.requests_snapshot),
+            requests_state: l(&self.requests_state),
+            requests_invalid: l(&self.requests_invalid),
+            uptime,
+            eos,
+            format,
+        }
+    }
+}
+
+/// A consistent-enough copy of the server's counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Streaming clients connected now.
+    pub clients: u64,
+    /// Streaming clients accepted since start.
+    pub clients_total: u64,
+    /// Frames published by the pipeline.
+    pub frames_in: u64,
+    /// Parts handed to clients (summed over clients, resends included).
+    pub frames_out: u64,
+    /// Parts that were resends of an unchanged frame (`resend-interval`).
+    pub frames_resent: u64,
+    /// Frames a busy client did not get (summed over clients).
+    pub frames_skipped: u64,
+    /// Bytes written to sockets (all endpoints, HTTP headers included).
+    pub bytes_out: u64,
+    /// Clients dropped because their socket accepted nothing for `timeout`.
+    pub clients_dropped_timeout: u64,
+    /// Stream requests answered 503 because of `max-clients`.
+    pub clients_rejected_max: u64,
+    /// Requests answered 401.
+    pub requests_unauthorized: u64,
+    /// `/snapshot` requests.
+    pub requests_snapshot: u64,
+    /// `/state` requests.
+    pub requests_state: u64,
+    /// Requests answered 400 (malformed), 404 or 405.
+    pub requests_invalid: u64,
+    /// Seconds since the server started.
+    pub uptime: f64,
+    /// Whether EOS was reached.
+    pub eos: bool,
+    pub format: Format,
+}
+
+impl Stats {
+    /// Counter fields by name (the names of the element's `stats` structure
+    /// and of the `/state` JSON).
+    pub fn counters(&self) -> [(&'static str, u64); 13] {
+        [
+            ("clients", self.clients),
+            ("clients-total", self.clients_total),
+            ("frames-in", self.frames_in),
+            ("frames-out", self.frames_out),
+            ("frames-resent", self.frames_resent),
+            ("frames-skipped", self.frames_skipped),
+            ("bytes-out", self.bytes_out),
+            ("clients-dropped-timeout", self.clients_dropped_timeout),
+            ("clients-rejected-max", self.clients_rejected_max),
+            ("requests-unauthorized", self.requests_unauthorized),
+            ("requests-snapshot", self.requests_snapshot),
+            ("requests-state", self.requests_state),
+            ("requests-invalid", self.requests_invalid),
+        ]
+    }
+
+    /// The `/state` document.
+    pub fn to_json(&self, boundary: &str) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in self.counters() {
+            m.insert(k.to_string(), v.into());
+        }
+        m.insert("uptime".into(), self.uptime.into());
+        m.insert("eos".into(), self.eos.into());
+        m.insert("width".into(), self.format.width.into());
+        m.insert("height".into(), self.format.height.into());
+        m.insert("framerate".into(), self.format.framerate.into());
+        m.insert("boundary".into(), boundary.into());
+        serde_json::Value::Object(m)
+    }
+}
