@@ -71,7 +71,7 @@ pub mod internals {
     }
     /// The sink's HTTP server, without the element.
     pub mod sink {
-        pub use crate::mjpegsink::server::{Config, Server, bind};
+        pub use crate::mjpegsink::server::{Config, Server, Stats, bind};
     }
 }
 

@@ -157,8 +157,7 @@ impl ObjectSubclass for MjpegSink {
 
 fn non_empty(v: &glib::Value) -> Option<String> {
     v.get::<Option<String>>()
-        .ok()
-        .flatten()
+        .expect("type checked upstream")
         .filter(|s| !s.is_empty())
 }
 
@@ -414,7 +413,7 @@ impl ObjectImpl for MjpegSink {
             "host" => {
                 settings.host = non_empty(value).unwrap_or_else(|| DEFAULT_HOST.to_string());
             }
-            "port" => settings.port = value.get().unwrap_or(DEFAULT_PORT),
+            "port" => settings.port = value.get().expect("type checked upstream"),
             "boundary" => {
                 let b = non_empty(value).unwrap_or_else(|| DEFAULT_BOUNDARY.to_string());
                 if valid_boundary(&b) {
@@ -428,7 +427,7 @@ impl ObjectImpl for MjpegSink {
                     );
                 }
             }
-            "max-clients" => settings.max_clients = value.get().unwrap_or(DEFAULT_MAX_CLIENTS),
+            "max-clients" => settings.max_clients = value.get().expect("type checked upstream"),
             "user-id" => settings.user_id = non_empty(value),
             "user-pw" => settings.user_pw = non_empty(value),
             "allow-origin" => {
@@ -441,13 +440,13 @@ impl ObjectImpl for MjpegSink {
                     settings.allow_origin = v;
                 }
             }
-            "timeout" => settings.timeout = value.get().unwrap_or(DEFAULT_TIMEOUT_SECS),
+            "timeout" => settings.timeout = value.get().expect("type checked upstream"),
             "resend-interval" => {
-                settings.resend_interval = value.get().unwrap_or(DEFAULT_RESEND_INTERVAL_MS)
+                settings.resend_interval = value.get().expect("type checked upstream")
             }
-            "unsent-limit" => settings.unsent_limit = value.get().unwrap_or(DEFAULT_UNSENT_LIMIT),
-            "advance-headers" => settings.advance_headers = value.get().unwrap_or_default(),
-            other => gst::warning!(CAT, imp = self, "Unknown property {other}"),
+            "unsent-limit" => settings.unsent_limit = value.get().expect("type checked upstream"),
+            "advance-headers" => settings.advance_headers = value.get().expect("type checked upstream"),
+            other => unreachable!("unknown property {other}"),
         }
     }
 
@@ -471,7 +470,7 @@ impl ObjectImpl for MjpegSink {
             "resend-interval" => settings.resend_interval.to_value(),
             "unsent-limit" => settings.unsent_limit.to_value(),
             "advance-headers" => settings.advance_headers.to_value(),
-            _ => pspec.default_value().clone(),
+            other => unreachable!("unknown property {other}"),
         }
     }
 }

@@ -46,7 +46,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-pub mod server;
+pub(crate) mod server;
 
 glib::wrapper! {
     pub struct MjpegSink(ObjectSubclass<imp::MjpegSink>)

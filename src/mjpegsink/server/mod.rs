@@ -75,7 +75,7 @@ pub(crate) use config::{
     DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS,
     DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
 };
-pub use event::{DisconnectReason, EventHandler, ServerEvent};
+pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
 
@@ -159,7 +159,7 @@ impl Server {
     /// and tests: the returned future is not owned by the server, so
     /// [`Server::stop`] does not end it. Runs on whichever tokio runtime
     /// polls it (timers included).
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "internals"))]
     pub fn serve_io<S>(&self, io: S, peer: SocketAddr) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
