@@ -445,7 +445,9 @@ impl ObjectImpl for MjpegSink {
                 settings.resend_interval = value.get().expect("type checked upstream")
             }
             "unsent-limit" => settings.unsent_limit = value.get().expect("type checked upstream"),
-            "advance-headers" => settings.advance_headers = value.get().expect("type checked upstream"),
+            "advance-headers" => {
+                settings.advance_headers = value.get().expect("type checked upstream")
+            }
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -67,7 +67,7 @@ enum State {
     /// no frame is read only to be thrown away.
     Started {
         handoff: Arc<Handoff>,
-        config: client::Config,
+        config: Box<client::Config>,
     },
     /// The reader task runs.
     Streaming {
@@ -567,7 +567,7 @@ impl BaseSrcImpl for MjpegSrc {
         gst::debug!(CAT, imp = self, "Starting on {}", config.url);
         *lock(&self.state) = State::Started {
             handoff: Arc::new(Handoff::new(pool)),
-            config,
+            config: Box::new(config),
         };
         self.canceller.reset();
         Ok(())
@@ -672,7 +672,7 @@ impl PushSrcImpl for MjpegSrc {
                         obj.imp().on_event(ev);
                     }
                 });
-                let task = RUNTIME.spawn(assembler::read_stream(config, handoff.clone(), events));
+                let task = RUNTIME.spawn(assembler::read_stream(*config, handoff.clone(), events));
                 *state = State::Streaming {
                     handoff,
                     _reader: Reader(task),
