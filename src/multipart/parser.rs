@@ -1456,7 +1456,16 @@ mod tests {
     /// handler's frame directly and reporting them with `feed_direct`, as
     /// the source does when it reads from the socket into a pool buffer.
     fn parse_direct(content_type: Option<&str>, input: &[u8], step: usize) -> Recorder {
-        let mut parser = Parser::new(content_type, Limits::default());
+        parse_direct_with(content_type, Limits::default(), input, step)
+    }
+
+    fn parse_direct_with(
+        content_type: Option<&str>,
+        limits: Limits,
+        input: &[u8],
+        step: usize,
+    ) -> Recorder {
+        let mut parser = Parser::new(content_type, limits);
         let mut rec = Recorder::default();
         let mut rest = input;
         while !rest.is_empty() {
@@ -2276,6 +2285,18 @@ mod tests {
                 b"\n--B\nContent-type:text/plain\n\nhi\n--B\n",
             ]),
             cat(&[&a, &b, &a]),
+            // Content-Length and the delimiter disagree.
+            cat(&[
+                b"--B\r\n",
+                &with_length(&a, a.len() + 30),
+                b"\r\n--B\r\n",
+                &with_length(&b, 9),
+                b"\r\n--B\r\n",
+                &counted(&a),
+                b"junk\r\n--B\r\n",
+                &counted(&cat(&[&a, b"pad"])),
+                b"\r\n--B\r\n",
+            ]),
         ];
         let alphabet = b"\r\n-B:\xFF\xD8\xD9\x00Content-Length: 12";
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -2309,12 +2330,19 @@ mod tests {
                 let failed = parser.feed(chunk, &mut rec).is_err();
                 assert!(parser.line.len() <= limits.max_header_size);
                 assert!(parser.scanner.hold.len() <= limits.max_header_size + 2);
+                assert!(parser.trail.len() <= 2 * limits.max_header_size + 70);
+                assert!(parser.replay.is_empty());
                 if failed {
                     break;
                 }
             }
             parser.finish(&mut rec);
             assert!(rec.frames.iter().all(|f| f.len() <= limits.max_part_size));
+            // Reading counted bodies directly changes nothing.
+            let step = rng.below(100) + 1;
+            let direct = parse_direct_with(content_type, limits, &input, step);
+            assert_eq!(direct.frames, rec.frames, "round {round}, step {step}");
+            assert_eq!(direct.disagreements, rec.disagreements, "round {round}");
         }
     }
 }
