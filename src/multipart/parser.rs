@@ -979,8 +979,9 @@ impl Parser {
     }
 
     /// The counted bytes of a part do not end with `FF D9`: keep the last of
-    /// them (a delimiter may have begun there) and look at what follows.
-    fn enter_trailer<H: Handler>(&mut self, h: &H) {
+    /// them (a delimiter may have begun there) and look at what follows,
+    /// unless they end with a whole delimiter.
+    fn enter_trailer<H: Handler>(&mut self, h: &mut H) {
         let want = self.delimiter.needle().len() + 1;
         let last = self.kept_bytes(h).unwrap_or_else(|| self.body.tail.bytes());
         let last = &last[last.len().saturating_sub(want)..];
@@ -988,10 +989,14 @@ impl Parser {
         self.trail.extend_from_slice(last);
         self.trail_counted = last.len();
         self.state = State::Trailer;
+        if let Trail::Delimiter(start) = self.trail_verdict() {
+            self.trail_complete(start, h);
+        }
     }
 
     /// After the counted bytes of a part that does not end with `FF D9`,
-    /// one byte at a time (a delimiter's length at most, plus line ends).
+    /// one byte at a time (a delimiter's length at most, plus line ends). A
+    /// delimiter found here ends with the byte just taken.
     fn trailer<H: Handler>(&mut self, input: &[u8], h: &mut H) -> usize {
         for (at, &byte) in input.iter().enumerate() {
             self.trail.push(byte);
@@ -1812,26 +1817,36 @@ mod tests {
         // frame: the counted bytes run into the next part (or parts), or
         // end inside its delimiter.
         let (a, b, c) = (j(1), jpeg_with_thumbnail(), j(3));
-        let rest = cat(&[b"\r\n--B\r\n", &counted(&b), b"\r\n--B\r\n", &counted(&c)]);
-        for extra in (1..12).chain([30, 60, rest.len() - 40, rest.len() - 1]) {
-            for framing in ["after", "before"] {
-                let input = match framing {
-                    "after" => cat(&[
-                        b"--B\r\n",
-                        &with_length(&a, a.len() + extra),
-                        &rest,
-                        b"\r\n--B\r\n",
-                    ]),
-                    _ => cat(&[b"\r\n--B\r\n", &with_length(&a, a.len() + extra), &rest]),
-                };
+        let layouts = [
+            // (start, delimiter line, end)
+            (&b"--B\r\n"[..], &b"\r\n--B\r\n"[..], &b"\r\n--B\r\n"[..]),
+            (b"\r\n--B\r\n", b"\r\n--B\r\n", b""),
+            // Delimiters glued to the next header.
+            (b"--B", b"\r\n--B", b"\r\n--B--\r\n"),
+        ];
+        for (start, delimiter, end) in layouts {
+            let rest = cat(&[delimiter, &counted(&b), delimiter, &counted(&c)]);
+            // Up to the byte before the last EOI: a count that ends with
+            // an EOI is taken as complete.
+            for extra in (1..12).chain([30, 60, rest.len() - 40, rest.len() - 1]) {
+                let first = with_length(&a, a.len() + extra);
+                let input = cat(&[start, &first, &rest, end]);
                 let rec = parse_all_splits(MJPEG, &input);
+                let name = String::from_utf8_lossy(delimiter);
                 assert_eq!(
                     rec.frames,
                     vec![a.clone(), b.clone(), c.clone()],
-                    "{extra} too many, boundary {framing}"
+                    "{extra} too many, delimiter {name:?}"
                 );
                 assert!(rec.aborted.is_empty(), "{extra} too many");
                 assert_eq!(rec.disagreements, vec![Disagreement::TooLong]);
+                // Every header was read whole, glued ones too.
+                let types: Vec<_> = rec
+                    .infos
+                    .iter()
+                    .map(|i| i.content_type.as_deref())
+                    .collect();
+                assert_eq!(types, [Some("image/jpeg"); 3], "{extra} too many");
             }
         }
     }
