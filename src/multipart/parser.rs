@@ -166,7 +166,9 @@ pub enum Event {
 pub enum Disagreement {
     /// Bytes after a part that ended by its Content-Length (with `FF D9`),
     /// before the next delimiter: skipped, reported once per run when the
-    /// delimiter is found. The part was released as its counted bytes.
+    /// delimiter is found (or when the run ends the stream:
+    /// [`ParseError::NoDelimiter`], or the end of the body). The part was
+    /// released as its counted bytes.
     Junk(u64),
     /// The counted bytes did not end with `FF D9` and no delimiter followed:
     /// the part continued up to the next delimiter.
@@ -683,6 +685,11 @@ impl Parser {
     /// delimiter had begun), else aborted. Call it once; the body of another
     /// response needs a new parser.
     pub fn finish<H: Handler>(&mut self, h: &mut H) {
+        if self.state == State::Junk {
+            let scanner = std::mem::take(&mut self.scanner);
+            let held = scanner.hold.len().saturating_sub(scanner.skip) as u64;
+            h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk) + held));
+        }
         if let Err(e) = self.finish_counted(h) {
             self.fail(e, h);
             return;
@@ -1201,8 +1208,12 @@ impl Parser {
     /// Junk after a counted part, up to the next delimiter.
     fn skip_junk<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
         let step = self.scanner.step(&self.delimiter.finder, input);
-        self.skip_garbage(step.used)?;
         self.junk += step.data.len() as u64;
+        if let Err(e) = self.skip_garbage(step.used) {
+            // The run ends here: no delimiter within the limit.
+            h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk)));
+            return Err(e);
+        }
         self.scanner.commit(input, &step);
         if step.found {
             h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk)));
@@ -1970,6 +1981,19 @@ mod tests {
         assert_eq!(rec.frames, frames);
         assert_eq!(rec.disagreements, expected);
         assert_eq!(rec.events, vec![learnt("--B")]);
+        // A run that ends the stream is reported too.
+        let unended = cat(&[b"--B\r\n", &counted(&frames[0]), b"junk\r\n-"]);
+        let rec = parse_all_splits(MJPEG, &unended);
+        assert_eq!(rec.frames, frames[..1]);
+        assert_eq!(rec.disagreements, [Disagreement::Junk(7)]);
+        let limits = Limits {
+            max_garbage: 1000,
+            ..Limits::default()
+        };
+        let endless = cat(&[b"--B\r\n", &counted(&frames[0]), &[b'x'; 2000]]);
+        let rec = parse_with(MJPEG, limits, &[&endless]);
+        assert_eq!(rec.error, Some(ParseError::NoDelimiter));
+        assert!(matches!(rec.disagreements[..], [Disagreement::Junk(n)] if n > 1000));
         // Every split, on a shorter stream.
         let short = cat(&[b"--B\r\n", &input[5..][..3 * (input.len() - 5) / 100]]);
         let rec = parse_all_splits(MJPEG, &short);
