@@ -1,5 +1,8 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Multipart parser throughput on a stream of ~100 KB frames, fed in the
-//! chunk sizes an HTTP client hands over.
+//! chunk sizes an HTTP client hands over; `content-length-direct` reads the
+//! counted bodies straight into a frame buffer and reports them with
+//! `Parser::feed_direct`, as `mjpegsrc` does on its one-copy path.
 //!
 //! `cargo bench --bench parser`
 
@@ -31,6 +34,81 @@ impl Handler for Count {
     }
     fn part_abort(&mut self) {}
     fn event(&mut self, _ev: gstmjpeg::internals::multipart::Event) {}
+}
+
+/// Builds frames the way the source does: counted bodies are copied in by
+/// the reader (standing in for the socket read), the rest through
+/// `part_data`.
+struct Frames {
+    frame: Vec<u8>,
+    len: usize,
+    frames: usize,
+}
+
+impl Frames {
+    fn new() -> Self {
+        Self {
+            frame: vec![0; 2 * FRAME_SIZE],
+            len: 0,
+            frames: 0,
+        }
+    }
+}
+
+impl Handler for Frames {
+    fn part_start(&mut self, _info: &PartInfo) -> bool {
+        self.len = 0;
+        true
+    }
+    fn part_data(&mut self, data: &[u8]) -> bool {
+        self.frame[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        true
+    }
+    fn part_end(&mut self) {
+        self.frames += 1;
+    }
+    fn part_abort(&mut self) {}
+    fn event(&mut self, _ev: gstmjpeg::multipart::Event) {}
+    fn part_bytes(&self) -> Option<&[u8]> {
+        Some(&self.frame[..self.len])
+    }
+    fn part_truncate(&mut self, len: usize) {
+        self.len = len;
+    }
+}
+
+/// Reads `body` in reads of at most `chunk_size`, straight into the frame
+/// inside counted parts.
+fn parse_direct(content_type: &str, body: &[u8], chunk_size: usize) -> usize {
+    let mut parser = Parser::new(Some(content_type), Limits::default());
+    let mut frames = Frames::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        match parser.direct_remaining() {
+            Some(due) => {
+                let n = (due as usize).min(chunk_size).min(rest.len());
+                let at = frames.len;
+                frames.frame[at..at + n].copy_from_slice(&rest[..n]);
+                frames.len += n;
+                let mut last = [0u8; 64];
+                let tail = &frames.frame[frames.len.saturating_sub(64)..frames.len];
+                last[..tail.len()].copy_from_slice(tail);
+                let used = tail.len();
+                rest = &rest[n..];
+                parser
+                    .feed_direct(n, &last[..used], &mut frames)
+                    .expect("valid stream");
+            }
+            None => {
+                let n = chunk_size.min(rest.len());
+                parser.feed(&rest[..n], &mut frames).expect("valid stream");
+                rest = &rest[n..];
+            }
+        }
+    }
+    parser.finish(&mut frames);
+    frames.frames
 }
 
 /// A JPEG-shaped frame: SOI, one SOS segment, pseudo-random entropy-coded
@@ -95,6 +173,18 @@ fn throughput(c: &mut Criterion) {
         let check = parse(content_type, &body, 8192);
         assert_eq!(check.frames, FRAMES, "{name}");
         group.throughput(Throughput::Bytes(body.len() as u64));
+        if name == "content-length" {
+            assert_eq!(parse_direct(content_type, &body, 8192), FRAMES);
+            for chunk_size in [8 * 1024, 64 * 1024] {
+                group.bench_with_input(
+                    BenchmarkId::new("content-length-direct", format!("{}KiB", chunk_size / 1024)),
+                    &chunk_size,
+                    |b, &chunk_size| {
+                        b.iter(|| black_box(parse_direct(content_type, &body, chunk_size)))
+                    },
+                );
+            }
+        }
         for chunk_size in [8 * 1024, 64 * 1024] {
             group.bench_with_input(
                 BenchmarkId::new(name, format!("{}KiB", chunk_size / 1024)),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! JPEG header inspection without decoding.
 //!
 //! * [`dimensions`] walks the marker segments of a complete JPEG to its first
@@ -9,6 +10,17 @@
 //!   an EXIF thumbnail inside APP1, with its own SOI and EOI, is never taken
 //!   for a frame boundary; only the entropy-coded data after SOS is scanned
 //!   for markers.
+
+/// The largest width or height [`dimensions`] accepts.
+///
+/// JPEG allows up to 65535 per side, but no camera sends more than 16384:
+/// the largest sensors in IP cameras are 8K (7680x4320), 16384 is twice
+/// that and also the usual limit of GPU textures and hardware decoders. The
+/// size read here goes into caps, so a header from a hostile or broken peer
+/// claiming 65535x65535 (4 gigapixels, 16 GiB as RGBA) must not reach a
+/// downstream element that allocates by it: such a frame is treated as one
+/// without a readable size.
+pub const MAX_DIMENSION: u32 = 16384;
 
 const SOI: u8 = 0xD8;
 const EOI: u8 = 0xD9;
@@ -33,7 +45,8 @@ pub fn starts_with_soi(data: &[u8]) -> bool {
 
 /// Width and height from the first SOFn header of a JPEG, found by walking the
 /// marker segments from SOI. `None` if `data` is not a JPEG, is truncated
-/// before the SOF header, or declares a zero size (height set by DNL).
+/// before the SOF header, or declares a size outside 1..=[`MAX_DIMENSION`]
+/// per side (0 is a height set later by DNL).
 pub fn dimensions(data: &[u8]) -> Option<(u32, u32)> {
     if !starts_with_soi(data) {
         return None;
@@ -62,7 +75,8 @@ pub fn dimensions(data: &[u8]) -> Option<(u32, u32)> {
             let sof = data.get(pos + 2..pos + 7)?;
             let height = u32::from(u16::from_be_bytes([sof[1], sof[2]]));
             let width = u32::from(u16::from_be_bytes([sof[3], sof[4]]));
-            return (width > 0 && height > 0).then_some((width, height));
+            let readable = |side: u32| (1..=MAX_DIMENSION).contains(&side);
+            return (readable(width) && readable(height)).then_some((width, height));
         }
         if marker == SOS || length < 2 {
             return None;
@@ -305,6 +319,23 @@ pub(crate) mod tests {
         let mut j = vec![0xFF, 0xD8, 0xFF, 0xFF, 0xC4, 0x00, 0x03, 0x00];
         j.extend_from_slice(&synthetic_jpeg(8, 6, 0)[2..]);
         assert_eq!(dimensions(&j), Some((8, 6)));
+    }
+
+    #[test]
+    fn dimensions_outside_the_bound_are_unreadable() {
+        assert_eq!(dimensions(&synthetic_jpeg(16384, 1, 0)), Some((16384, 1)));
+        assert_eq!(dimensions(&synthetic_jpeg(1, 16384, 0)), Some((1, 16384)));
+        assert_eq!(
+            dimensions(&synthetic_jpeg(16384, 16384, 0)),
+            Some((16384, 16384))
+        );
+        for (width, height) in [(16385, 480), (640, 16385), (65535, 65535), (0, 0)] {
+            assert_eq!(
+                dimensions(&synthetic_jpeg(width, height, 0)),
+                None,
+                "{width}x{height}"
+            );
+        }
     }
 
     #[test]

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MPL-2.0
 //! Incremental push parser for MJPEG-over-HTTP response bodies.
 //!
 //! The parser is fed the body in arbitrary chunks ([`Parser::feed`]) and calls
@@ -21,15 +22,21 @@
 //! Start          '-' / 0xFF / anything else             Between / Raw / Headers
 //! Between        line ends                              Between
 //!                the delimiter (a prefix of its line)   DelimiterLine
+//!                anything else after a counted part     Junk
 //!                anything else                          Resync
 //! DelimiterLine  `--` after the delimiter               Between (Event::Closed)
 //!                end of line                            Headers
-//! Headers        blank line, or 0xFF at a line start    Counted (trusted length) or Scanned
+//! Headers        blank line, or 0xFF at a line start    Counted (length) or Scanned
 //!                a delimiter line before any header     Headers (start over)
 //!                a line that is no header               Resync
-//! Counted        last byte, FF D9 near the end          Between
-//!                last byte, no FF D9 near the end       Scanned (Event::LengthMismatch)
+//! Counted        last byte, ends with FF D9             Between (released)
+//!                last byte, no FF D9 at the end         Trailer
+//! Trailer        line ends + delimiter (or a delimiter  DelimiterLine (released)
+//!                  straddling the part's end)
+//!                anything else, delimiter inside part   DelimiterLine (cut, the rest re-parsed)
+//!                anything else, no delimiter inside     Scanned (length too short)
 //! Scanned        `\r?\n` + delimiter                    DelimiterLine
+//! Junk           `\n` + delimiter                       DelimiterLine (Disagreement::Junk)
 //! Resync         `\n` + delimiter                       DelimiterLine
 //! ```
 //!
@@ -47,18 +54,35 @@
 //! * **Headers** are read line by line, any case and spacing. Blank lines and
 //!   repeated delimiter lines before the first header are skipped; a `0xFF`
 //!   at the start of a line there begins a part without headers.
-//! * **Counted**: the body of a part with a trusted Content-Length is passed
-//!   through untouched and released the moment its last byte is in, if it
-//!   ends like a JPEG (`FF D9` within its last 64 bytes). If it does not, the
-//!   length was too short ([`Event::LengthMismatch`]) and the part continues
-//!   as Scanned. After a counted part, anything but line ends and a delimiter
-//!   means the length was too long: [`Event::Resync`], and Content-Length is
-//!   not trusted any more.
-//! * **Scanned**: the body of a part without (usable) length ends at
-//!   `\r?\n` + delimiter, found with a `memmem` finder, and is released at
-//!   the match without waiting for what follows.
+//! * **Counted**: the body of a part with a Content-Length is passed through
+//!   untouched (or read by the caller straight into its buffer, see
+//!   [`Parser::feed_direct`]) and released the moment its last byte is in if
+//!   it ends with `FF D9` (framing with the boundary before each part sends
+//!   nothing after a frame until the next one). Nothing inside the counted
+//!   bytes is ever scanned on that path. Non-JPEG parts end at their length.
+//! * **Trailer**: the counted bytes do not end with `FF D9`. If line ends and
+//!   the delimiter follow, the part is complete (a JPEG padded after its
+//!   EOI, or a length that counted part of the delimiter, which is then cut
+//!   off). Otherwise Content-Length and the delimiter disagree, and the
+//!   delimiter wins: only now are the counted bytes searched, through
+//!   [`Handler::part_bytes`]. A delimiter inside them means the length was
+//!   too long: the part is cut before it ([`Handler::part_truncate`]) and
+//!   released, and the bytes after it are parsed again as the next part,
+//!   from a parser-owned copy (parts whose headers end inside that copy are
+//!   split on the delimiter, not by their length). No delimiter inside means
+//!   the length was too short: the part continues as Scanned. A handler that
+//!   keeps no bytes gets the part aborted ([`Disagreement::Dropped`]).
+//! * **Scanned**: the body of a part without length ends at `\r?\n` +
+//!   delimiter, found with a `memmem` finder, and is released at the match
+//!   without waiting for what follows.
+//! * **Junk**: bytes after a part that ended by its length (with `FF D9`),
+//!   before the next delimiter, are skipped and reported once per run
+//!   ([`Disagreement::Junk`]); lengths stay trusted.
 //! * **Resync**: garbage is skipped up to the next delimiter, at most
-//!   [`Limits::max_garbage`] bytes.
+//!   [`Limits::max_garbage`] bytes (as is junk).
+//!
+//! A part is never released with bytes that are not its own or cut short:
+//! what cannot be recovered whole is aborted ([`Handler::part_abort`]).
 
 use std::{fmt, ops::Range};
 
@@ -66,8 +90,12 @@ use memchr::memmem::Finder;
 
 use crate::jpeg;
 
-/// How many bytes at the end of a counted part must contain `FF D9`.
-const EOI_WINDOW: usize = 64;
+/// How many of the last body bytes of a part the parser remembers.
+const TAIL_LEN: usize = 64;
+
+/// Most line ends taken after a counted part while waiting for the
+/// delimiter that would complete it.
+const MAX_TRAILER_LINE_ENDS: usize = 64;
 
 /// Bounds on the parser's memory and patience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,14 +152,43 @@ pub enum Event {
     Resync,
     /// The delimiter line (with its leading `--`) as found in the body.
     BoundaryLearned(Vec<u8>),
-    /// A part did not end like a JPEG after Content-Length bytes; it
-    /// continues up to the delimiter.
+    /// A part's Content-Length disagreed with where its delimiter is (too
+    /// short or too long, see [`Handler::disagreement`]).
     LengthMismatch,
     /// The close delimiter `--B--`.
     Closed,
 }
 
+/// How Content-Length and the delimiter disagreed, and what became of it;
+/// reported through [`Handler::disagreement`] so that the element can
+/// count it. In every case the delimiter wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disagreement {
+    /// Bytes after a part that ended by its Content-Length (with `FF D9`),
+    /// before the next delimiter: skipped, reported once per run when the
+    /// delimiter is found (or when the run ends the stream:
+    /// [`ParseError::NoDelimiter`], or the end of the body). The part was
+    /// released as its counted bytes.
+    Junk(u64),
+    /// The counted bytes did not end with `FF D9` and no delimiter followed:
+    /// the part continued up to the next delimiter.
+    TooShort,
+    /// A delimiter was inside the counted bytes (or straddled their end):
+    /// the part was cut before it and what followed was parsed as the next
+    /// part.
+    TooLong,
+    /// The part could not be recovered whole (the handler keeps no bytes,
+    /// see [`Handler::part_bytes`]) and was aborted.
+    Dropped,
+}
+
 /// Receives the parts found by a [`Parser`].
+///
+/// A handler that keeps the body of the current part (as a frame buffer
+/// does) should implement [`Handler::part_bytes`] and
+/// [`Handler::part_truncate`]: they let the parser repair a part whose
+/// Content-Length was wrong. With the defaults such a part is aborted
+/// instead, never released with bytes that are not its own.
 pub trait Handler {
     /// A JPEG-candidate part starts (parts with Content-Length 0 or a
     /// non-JPEG Content-Type never reach here; they are reported as
@@ -147,6 +204,31 @@ pub trait Handler {
     fn part_abort(&mut self);
     /// Something to count or log.
     fn event(&mut self, ev: Event);
+    /// The body bytes of the accepted current part so far, in order: those
+    /// passed to [`Handler::part_data`] and those the caller read in itself
+    /// and reported with [`Parser::feed_direct`], minus what
+    /// [`Handler::part_truncate`] cut off. `None` if the handler does not
+    /// keep them (the default), or the part was abandoned. Called only
+    /// between [`Handler::part_start`] and the part's end or abort, when a
+    /// part's Content-Length disagrees with the delimiter: never for a
+    /// well-behaved stream. A slice whose length is not the body size the
+    /// parser counted is ignored.
+    fn part_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+    /// Keep only the first `len` bytes of the accepted current part (the
+    /// rest belongs to the delimiter and the next part). Called only right
+    /// after [`Handler::part_bytes`] returned `Some` with more than `len`
+    /// (and `len > 0`) bytes, and followed by [`Handler::part_end`]. A handler
+    /// that returns `Some` from `part_bytes` must implement it.
+    fn part_truncate(&mut self, len: usize) {
+        let _ = len;
+    }
+    /// Content-Length and the delimiter disagreed; to count or log.
+    /// Ignored by default.
+    fn disagreement(&mut self, d: Disagreement) {
+        let _ = d;
+    }
 }
 
 /// Input the parser cannot make sense of within its [`Limits`]; the caller
@@ -187,7 +269,10 @@ enum State {
     Counted {
         remaining: u64,
     },
+    /// After the counted bytes of a part that does not end with `FF D9`.
+    Trailer,
     Scanned,
+    Junk,
     Resync,
     Raw,
     Failed(ParseError),
@@ -359,22 +444,22 @@ impl Scanner {
 
 /// The last bytes of a part body, to see how it ends.
 struct Tail {
-    bytes: [u8; EOI_WINDOW],
+    bytes: [u8; TAIL_LEN],
     len: usize,
 }
 
 impl Tail {
     const EMPTY: Self = Self {
-        bytes: [0; EOI_WINDOW],
+        bytes: [0; TAIL_LEN],
         len: 0,
     };
 
     fn push(&mut self, data: &[u8]) {
-        if data.len() >= EOI_WINDOW {
-            self.bytes.copy_from_slice(&data[data.len() - EOI_WINDOW..]);
-            self.len = EOI_WINDOW;
+        if data.len() >= TAIL_LEN {
+            self.bytes.copy_from_slice(&data[data.len() - TAIL_LEN..]);
+            self.len = TAIL_LEN;
         } else {
-            let keep = self.len.min(EOI_WINDOW - data.len());
+            let keep = self.len.min(TAIL_LEN - data.len());
             self.bytes.copy_within(self.len - keep..self.len, 0);
             self.bytes[keep..keep + data.len()].copy_from_slice(data);
             self.len = keep + data.len();
@@ -383,17 +468,17 @@ impl Tail {
 
     /// Replace the window with the last bytes of the body.
     fn set(&mut self, last: &[u8]) {
-        let last = &last[last.len().saturating_sub(EOI_WINDOW)..];
+        let last = &last[last.len().saturating_sub(TAIL_LEN)..];
         self.bytes[..last.len()].copy_from_slice(last);
         self.len = last.len();
     }
 
-    fn contains_eoi(&self) -> bool {
-        self.bytes[..self.len].windows(2).any(|w| w == [0xFF, 0xD9])
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 
     fn ends_with_eoi(&self) -> bool {
-        self.bytes[..self.len].ends_with(&[0xFF, 0xD9])
+        self.bytes().ends_with(&[0xFF, 0xD9])
     }
 }
 
@@ -470,8 +555,18 @@ pub struct Parser {
     body: Body,
     scanner: Scanner,
     splitter: jpeg::FrameSplitter,
-    /// False once a Content-Length pointed past the delimiter.
-    trust_length: bool,
+    /// In Trailer: the last bytes of the counted body (`trail_counted` of
+    /// them, at most a delimiter's length), then the bytes after it.
+    trail: Vec<u8>,
+    trail_counted: usize,
+    /// Bytes to parse again before the rest of the input: what followed a
+    /// delimiter found inside a part's counted bytes. At most a part.
+    replay: Vec<u8>,
+    /// `replay` is being parsed: Content-Length is not used for parts whose
+    /// headers end there, so that a replay never yields another one.
+    replaying: bool,
+    /// Bytes after a counted part that were not its delimiter.
+    junk: u64,
     /// Bytes skipped since the last delimiter (or JPEG start).
     garbage: usize,
     /// Parts seen.
@@ -506,7 +601,11 @@ impl Parser {
             body: Body::NONE,
             scanner: Scanner::default(),
             splitter: jpeg::FrameSplitter::new(),
-            trust_length: true,
+            trail: Vec::new(),
+            trail_counted: 0,
+            replay: Vec::new(),
+            replaying: false,
+            junk: 0,
             garbage: 0,
             parts: 0,
         }
@@ -525,38 +624,76 @@ impl Parser {
     /// Parses the next chunk of the body. After an error the parser stays
     /// failed; the open part, if any, has been aborted.
     pub fn feed<H: Handler>(&mut self, chunk: &[u8], h: &mut H) -> Result<(), ParseError> {
-        let mut input = chunk;
+        let result = self.run(chunk, h);
+        if let Err(e) = result {
+            self.fail(e, h);
+        }
+        result
+    }
+
+    fn fail<H: Handler>(&mut self, e: ParseError, h: &mut H) {
+        self.abort_part(h);
+        self.replay = Vec::new();
+        self.replaying = false;
+        self.state = State::Failed(e);
+    }
+
+    /// Runs the state machine over `input`, and over the replay as soon as
+    /// a step asks for one (before the rest of `input`).
+    fn run<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<(), ParseError> {
+        let mut input = input;
         while !input.is_empty() {
-            let step = match self.state {
-                State::Failed(e) => return Err(e),
-                State::Start => Ok(self.start(input)),
-                State::Between {
-                    matched,
-                    after_length,
-                } => self.between(input, matched, after_length, h),
-                State::DelimiterLine => self.delimiter_line(input, h),
-                State::Headers => self.headers(input, h),
-                State::Counted { remaining } => self.counted(input, remaining, h),
-                State::Scanned => self.scanned(input, h),
-                State::Resync => self.resync(input),
-                State::Raw => self.raw(input, h),
-            };
-            match step {
-                Ok(used) => input = input.get(used..).unwrap_or_default(),
-                Err(e) => {
-                    self.abort_part(h);
-                    self.state = State::Failed(e);
-                    return Err(e);
-                }
+            let used = self.step(input, h)?;
+            input = input.get(used..).unwrap_or_default();
+            if !self.replay.is_empty() && !self.replaying {
+                self.replay(h)?;
             }
         }
         Ok(())
     }
 
-    /// End of the body. An open part without length is completed if it ends
-    /// with `FF D9`, else aborted, as is an incomplete counted part. Call it
-    /// once; the body of another response needs a new parser.
+    fn replay<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
+        let bytes = std::mem::take(&mut self.replay);
+        self.replaying = true;
+        let result = self.run(&bytes, h);
+        self.replaying = false;
+        result
+    }
+
+    fn step<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+        match self.state {
+            State::Failed(e) => Err(e),
+            State::Start => Ok(self.start(input)),
+            State::Between {
+                matched,
+                after_length,
+            } => self.between(input, matched, after_length, h),
+            State::DelimiterLine => self.delimiter_line(input, h),
+            State::Headers => self.headers(input, h),
+            State::Counted { remaining } => self.counted(input, remaining, h),
+            State::Trailer => Ok(self.trailer(input, h)),
+            State::Scanned => self.scanned(input, h),
+            State::Junk => self.skip_junk(input, h),
+            State::Resync => self.resync(input),
+            State::Raw => self.raw(input, h),
+        }
+    }
+
+    /// End of the body. A part cut short by it is completed if it is whole
+    /// by the delimiter rules (a part without length that ends with
+    /// `FF D9`, a part whose counted bytes hold a delimiter, a part whose
+    /// delimiter had begun), else aborted. Call it once; the body of another
+    /// response needs a new parser.
     pub fn finish<H: Handler>(&mut self, h: &mut H) {
+        if self.state == State::Junk {
+            let scanner = std::mem::take(&mut self.scanner);
+            let held = scanner.hold.len().saturating_sub(scanner.skip) as u64;
+            h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk) + held));
+        }
+        if let Err(e) = self.finish_counted(h) {
+            self.fail(e, h);
+            return;
+        }
         if self.state == State::Scanned {
             let scanner = std::mem::take(&mut self.scanner);
             let pending = scanner.hold.get(scanner.skip..).unwrap_or_default();
@@ -577,6 +714,30 @@ impl Parser {
             }
         }
         self.abort_part(h);
+    }
+
+    /// `finish` inside a counted part or its trailer: the delimiter rules
+    /// decide, as they would have with more input.
+    fn finish_counted<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
+        match self.state {
+            State::Counted { .. } => {
+                let cut = self.too_long(&[], h);
+                if cut {
+                    self.replay(h)?;
+                }
+            }
+            State::Trailer => {
+                let after = self.trail.split_off(self.trail_counted);
+                if self.too_long(&after, h) {
+                    self.replay(h)?;
+                } else if let Some(start) = self.trail_open_delimiter(&after) {
+                    self.trail.extend_from_slice(&after);
+                    self.trail_complete(start, h);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn start(&mut self, input: &[u8]) -> usize {
@@ -606,6 +767,9 @@ impl Parser {
                 .count();
             if line_ends > 0 {
                 self.skip_garbage(line_ends)?;
+                if after_length {
+                    self.junk += line_ends as u64;
+                }
                 return Ok(line_ends);
             }
         }
@@ -621,10 +785,13 @@ impl Parser {
                 matched: matched + common,
                 after_length,
             };
+        } else if after_length {
+            // Junk after a part framed by its length: skip it, keep trusting
+            // lengths.
+            self.junk += (matched + common) as u64;
+            self.scanner.reset(false);
+            self.state = State::Junk;
         } else {
-            if after_length {
-                self.trust_length = false;
-            }
             self.start_resync(false, h);
         }
         Ok(common)
@@ -752,17 +919,14 @@ impl Parser {
             index: self.parts,
         };
         self.parts += 1;
-        let length = info.content_length.filter(|_| self.trust_length);
+        let length = info.content_length.filter(|_| !self.replaying);
         let jpeg = matches!(
             info.content_type.as_deref(),
             None | Some("image/jpeg" | "image/jpg" | "image/pjpeg")
         );
         if length == Some(0) {
             h.event(Event::Skipped(SkipReason::Empty));
-            self.state = State::Between {
-                matched: 0,
-                after_length: true,
-            };
+            self.after_counted_part();
             return;
         }
         if !jpeg {
@@ -790,22 +954,195 @@ impl Parser {
         Ok(take)
     }
 
-    /// After counted body bytes: complete the part when its length is in
-    /// (or fall back to scanning when it does not end like a JPEG).
+    /// After counted body bytes: when the length is in, release the part if
+    /// it ends like a JPEG, else see what follows it.
     fn counted_advance<H: Handler>(&mut self, remaining: u64, h: &mut H) {
-        self.state = if remaining > 0 {
-            State::Counted { remaining }
-        } else if !self.body.jpeg || self.body.tail.contains_eoi() {
+        if remaining > 0 {
+            self.state = State::Counted { remaining };
+        } else if !self.body.jpeg || self.body.tail.ends_with_eoi() {
             self.end_part(h);
-            State::Between {
-                matched: 0,
-                after_length: true,
-            }
+            self.after_counted_part();
         } else {
-            h.event(Event::LengthMismatch);
-            self.scanner.reset(false);
-            State::Scanned
+            self.enter_trailer(h);
+        }
+    }
+
+    fn after_counted_part(&mut self) {
+        self.junk = 0;
+        self.state = State::Between {
+            matched: 0,
+            after_length: true,
         };
+    }
+
+    /// The body bytes of the current part as the handler kept them, if it
+    /// delivers and keeps them all.
+    fn kept_bytes<'h, H: Handler>(&self, h: &'h H) -> Option<&'h [u8]> {
+        if self.body.sink != Sink::Delivering {
+            return None;
+        }
+        h.part_bytes()
+            .filter(|bytes| bytes.len() as u64 == self.body.size)
+    }
+
+    /// The counted bytes of a part do not end with `FF D9`: keep the last of
+    /// them (a delimiter may have begun there) and look at what follows,
+    /// unless they end with a whole delimiter.
+    fn enter_trailer<H: Handler>(&mut self, h: &mut H) {
+        let want = self.delimiter.needle().len() + 1;
+        let last = self.kept_bytes(h).unwrap_or_else(|| self.body.tail.bytes());
+        let last = &last[last.len().saturating_sub(want)..];
+        self.trail.clear();
+        self.trail.extend_from_slice(last);
+        self.trail_counted = last.len();
+        self.state = State::Trailer;
+        if let Trail::Delimiter(start) = self.trail_verdict() {
+            self.trail_complete(start, h);
+        }
+    }
+
+    /// After the counted bytes of a part that does not end with `FF D9`,
+    /// one byte at a time (a delimiter's length at most, plus line ends). A
+    /// delimiter found here ends with the byte just taken.
+    fn trailer<H: Handler>(&mut self, input: &[u8], h: &mut H) -> usize {
+        for (at, &byte) in input.iter().enumerate() {
+            self.trail.push(byte);
+            match self.trail_verdict() {
+                Trail::Pending => {}
+                Trail::Delimiter(start) => {
+                    self.trail_complete(start, h);
+                    return at + 1;
+                }
+                Trail::NoDelimiter => {
+                    self.trail_disagrees(h);
+                    return at + 1;
+                }
+            }
+        }
+        input.len()
+    }
+
+    /// Whether `\n` + delimiter begins in the last counted bytes or in line
+    /// ends right after them.
+    fn trail_verdict(&self) -> Trail {
+        let needle = self.delimiter.needle();
+        let counted = self.trail_counted;
+        let after = &self.trail[counted..];
+        let line_ends = after.iter().take_while(|&&b| is_line_end(b)).count();
+        if line_ends > MAX_TRAILER_LINE_ENDS {
+            return Trail::NoDelimiter;
+        }
+        for start in memchr::memchr_iter(b'\n', &self.trail[..counted + line_ends]) {
+            let rest = &self.trail[start..];
+            if rest.len() < needle.len() {
+                if needle.starts_with(rest) {
+                    return Trail::Pending;
+                }
+            } else if rest.starts_with(needle) && start + needle.len() >= counted {
+                return Trail::Delimiter(start);
+            }
+        }
+        if line_ends == after.len() {
+            Trail::Pending
+        } else {
+            Trail::NoDelimiter
+        }
+    }
+
+    /// At the end of the body in Trailer: where the delimiter that was cut
+    /// short begins (`after`: the bytes after the counted ones), if one had.
+    fn trail_open_delimiter(&self, after: &[u8]) -> Option<usize> {
+        let needle = self.delimiter.needle();
+        let counted = self.trail_counted;
+        let line_ends = after.iter().take_while(|&&b| is_line_end(b)).count();
+        let trail = [&self.trail[..counted], after].concat();
+        memchr::memchr_iter(b'\n', &trail[..counted + line_ends])
+            .find(|&start| needle.starts_with(&trail[start..]))
+            // Only line ends: the first one begins the delimiter (a `\r`
+            // there is taken as the delimiter's by `trail_complete`).
+            .or((!after.is_empty() && line_ends == after.len()).then_some(counted + 1))
+    }
+
+    /// The delimiter follows the counted bytes (its `\n` at `start` in
+    /// `trail`): release the part, without what of the delimiter it holds.
+    fn trail_complete<H: Handler>(&mut self, start: usize, h: &mut H) {
+        let start = match start.checked_sub(1) {
+            Some(cr) if self.trail[cr] == b'\r' => cr,
+            _ => start,
+        };
+        let cut = self.trail_counted.saturating_sub(start);
+        if cut > 0 {
+            self.cut_part(self.body.size - cut as u64, h);
+        }
+        self.end_part(h);
+        self.garbage = 0;
+        self.enter_delimiter_line();
+    }
+
+    /// No delimiter follows the counted bytes: the delimiter wins. One
+    /// inside them means the length was too long, none too short.
+    fn trail_disagrees<H: Handler>(&mut self, h: &mut H) {
+        let after = self.trail.split_off(self.trail_counted);
+        if self.too_long(&after, h) {
+            return;
+        }
+        if self.body.sink == Sink::Delivering && self.kept_bytes(h).is_none() {
+            // Too short or too long, no telling which: drop it.
+            h.event(Event::LengthMismatch);
+            h.disagreement(Disagreement::Dropped);
+            self.abort_part(h);
+        } else if self.body.sink == Sink::Delivering {
+            h.event(Event::LengthMismatch);
+            h.disagreement(Disagreement::TooShort);
+        }
+        // The part (or what is left of a dropped one) runs to the next
+        // delimiter.
+        self.scanner.reset(false);
+        self.state = State::Scanned;
+        self.replay = after;
+    }
+
+    /// Looks for a delimiter inside the kept bytes of the current part. If
+    /// there is one, the part is cut before it and released, and what
+    /// follows it, then `after` (the bytes after the counted ones), is to
+    /// be parsed again as the rest of that delimiter line.
+    fn too_long<H: Handler>(&mut self, after: &[u8], h: &mut H) -> bool {
+        let Some(bytes) = self.kept_bytes(h) else {
+            return false;
+        };
+        let Some(at) = self.delimiter.finder.find(bytes) else {
+            return false;
+        };
+        let start = match at.checked_sub(1) {
+            Some(cr) if bytes[cr] == b'\r' => cr,
+            _ => at,
+        };
+        self.replay.clear();
+        self.replay
+            .extend_from_slice(&bytes[at + self.delimiter.needle().len()..]);
+        self.replay.extend_from_slice(after);
+        self.cut_part(start as u64, h);
+        self.end_part(h);
+        self.garbage = 0;
+        self.enter_delimiter_line();
+        true
+    }
+
+    /// The current part really ends after `len` of its body bytes.
+    fn cut_part<H: Handler>(&mut self, len: u64, h: &mut H) {
+        h.event(Event::LengthMismatch);
+        h.disagreement(Disagreement::TooLong);
+        if self.body.sink == Sink::Delivering {
+            if len > 0 && self.kept_bytes(h).is_some() {
+                h.part_truncate(len as usize);
+            } else {
+                if len > 0 {
+                    h.disagreement(Disagreement::Dropped);
+                }
+                self.abort_part(h);
+            }
+        }
+        self.body.size = len;
     }
 
     /// Inside an accepted part framed by a trusted Content-Length: how many
@@ -822,7 +1159,7 @@ impl Parser {
     /// Account for `n` body bytes the caller wrote into the current part's
     /// destination itself (see [`Parser::direct_remaining`]); `last` holds
     /// the last bytes of the part so far (up to 64 are used, to check how
-    /// it ends). Exactly as if they had been fed, except that they are not
+    /// it ends; at least the last two are needed). Exactly as if they had been fed, except that they are not
     /// passed to [`Handler::part_data`]. Ignored outside a direct read.
     pub fn feed_direct<H: Handler>(
         &mut self,
@@ -863,6 +1200,23 @@ impl Parser {
         self.scanner.commit(input, &step);
         if step.found {
             self.end_part(h);
+            self.enter_delimiter_line();
+        }
+        Ok(step.used)
+    }
+
+    /// Junk after a counted part, up to the next delimiter.
+    fn skip_junk<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+        let step = self.scanner.step(&self.delimiter.finder, input);
+        self.junk += step.data.len() as u64;
+        if let Err(e) = self.skip_garbage(step.used) {
+            // The run ends here: no delimiter within the limit.
+            h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk)));
+            return Err(e);
+        }
+        self.scanner.commit(input, &step);
+        if step.found {
+            h.disagreement(Disagreement::Junk(std::mem::take(&mut self.junk)));
             self.enter_delimiter_line();
         }
         Ok(step.used)
@@ -989,6 +1343,20 @@ impl Parser {
     }
 }
 
+/// What the bytes after a counted part tell so far.
+enum Trail {
+    /// Line ends, or the beginning of a delimiter: more bytes needed.
+    Pending,
+    /// `\n` + delimiter, its `\n` at this index of the trail.
+    Delimiter(usize),
+    /// Something else: the part does not end at its length.
+    NoDelimiter,
+}
+
+fn is_line_end(byte: u8) -> bool {
+    byte == b'\r' || byte == b'\n'
+}
+
 /// `line` without its trailing `\n` or `\r\n`.
 fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -1008,11 +1376,14 @@ mod tests {
         frames: Vec<Vec<u8>>,
         infos: Vec<PartInfo>,
         events: Vec<Event>,
+        disagreements: Vec<Disagreement>,
         aborted: Vec<Vec<u8>>,
         current: Option<Vec<u8>>,
         error: Option<ParseError>,
         /// Refuse parts whose index is listed here.
         refuse: Vec<u64>,
+        /// Keep no bytes for the parser (`part_bytes` is `None`).
+        forgetful: bool,
     }
 
     impl Handler for Recorder {
@@ -1043,6 +1414,18 @@ mod tests {
         }
         fn event(&mut self, ev: Event) {
             self.events.push(ev);
+        }
+        fn part_bytes(&self) -> Option<&[u8]> {
+            self.current.as_deref().filter(|_| !self.forgetful)
+        }
+        fn part_truncate(&mut self, len: usize) {
+            assert!(!self.forgetful, "part_truncate without part_bytes");
+            let frame = self.current.as_mut().expect("part_truncate outside a part");
+            assert!(0 < len && len < frame.len(), "part_truncate to {len}");
+            frame.truncate(len);
+        }
+        fn disagreement(&mut self, d: Disagreement) {
+            self.disagreements.push(d);
         }
     }
 
@@ -1089,7 +1472,16 @@ mod tests {
     /// handler's frame directly and reporting them with `feed_direct`, as
     /// the source does when it reads from the socket into a pool buffer.
     fn parse_direct(content_type: Option<&str>, input: &[u8], step: usize) -> Recorder {
-        let mut parser = Parser::new(content_type, Limits::default());
+        parse_direct_with(content_type, Limits::default(), input, step)
+    }
+
+    fn parse_direct_with(
+        content_type: Option<&str>,
+        limits: Limits,
+        input: &[u8],
+        step: usize,
+    ) -> Recorder {
+        let mut parser = Parser::new(content_type, limits);
         let mut rec = Recorder::default();
         let mut rest = input;
         while !rest.is_empty() {
@@ -1378,33 +1770,250 @@ mod tests {
         assert_eq!(rec.events, vec![learnt("--B"), Event::LengthMismatch]);
     }
 
+    /// A part with `Content-Type: image/jpeg` and the given Content-Length.
+    fn with_length(jpeg: &[u8], length: usize) -> Vec<u8> {
+        let headers = format!("Content-Type: image/jpeg\r\nContent-Length: {length}\r\n\r\n");
+        cat(&[headers.as_bytes(), jpeg])
+    }
+
+    /// Like `parse_all_splits` for long inputs: whole, byte by byte, direct
+    /// reads, and split in two at every `stride`th byte.
+    fn parse_some_splits(content_type: Option<&str>, input: &[u8], stride: usize) -> Recorder {
+        let whole = parse(content_type, &[input]);
+        for at in (0..=input.len()).step_by(stride) {
+            let (a, b) = input.split_at(at);
+            assert_eq!(parse(content_type, &[a, b]), whole, "split at {at}");
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(parse(content_type, &bytes), whole, "byte by byte");
+        for step in [1, 7, 64, 1000, input.len().max(1)] {
+            assert_eq!(
+                parse_direct(content_type, input, step),
+                whole,
+                "direct reads of {step}"
+            );
+        }
+        whole
+    }
+
     #[test]
-    fn content_length_too_long_stops_trusting_lengths() {
+    fn content_length_too_long_ends_at_the_inner_delimiter() {
         let (a, b, c) = (j(1), j(2), j(3));
-        let long = format!(
-            "Content-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
-            a.len() + 10
-        );
         let input = cat(&[
             b"--B\r\n",
-            long.as_bytes(),
-            &a,
+            &with_length(&a, a.len() + 10),
             b"\r\n--B\r\n",
             &counted(&b),
             b"\r\n--B\r\n",
-            // A wrong length no longer matters.
-            b"Content-Type: image/jpeg\r\nContent-Length: 3\r\n\r\n",
-            &c,
+            // Too short now: extended to the delimiter.
+            &with_length(&c, 3),
             b"\r\n--B\r\n",
         ]);
         let rec = parse_all_splits(MJPEG, &input);
-        // The first frame includes the bytes its length claimed; the second is
-        // lost while resyncing.
+        assert_eq!(rec.frames, vec![a, b, c]);
+        assert!(rec.aborted.is_empty());
         assert_eq!(
-            rec.frames,
-            vec![input[5 + long.len()..][..a.len() + 10].to_vec(), c]
+            rec.events,
+            vec![learnt("--B"), Event::LengthMismatch, Event::LengthMismatch]
         );
-        assert_eq!(rec.events, vec![learnt("--B"), Event::Resync]);
+        assert_eq!(
+            rec.disagreements,
+            vec![Disagreement::TooLong, Disagreement::TooShort]
+        );
+    }
+
+    #[test]
+    fn over_long_first_length_loses_no_frame() {
+        // Some VLC versions send the first part with the length of another
+        // frame: the counted bytes run into the next part (or parts), or
+        // end inside its delimiter.
+        let (a, b, c) = (j(1), jpeg_with_thumbnail(), j(3));
+        let layouts = [
+            // (start, delimiter line, end)
+            (&b"--B\r\n"[..], &b"\r\n--B\r\n"[..], &b"\r\n--B\r\n"[..]),
+            (b"\r\n--B\r\n", b"\r\n--B\r\n", b""),
+            // Delimiters glued to the next header.
+            (b"--B", b"\r\n--B", b"\r\n--B--\r\n"),
+        ];
+        for (start, delimiter, end) in layouts {
+            let rest = cat(&[delimiter, &counted(&b), delimiter, &counted(&c)]);
+            // Up to the byte before the last EOI: a count that ends with
+            // an EOI is taken as complete.
+            for extra in (1..12).chain([30, 60, rest.len() - 40, rest.len() - 1]) {
+                let first = with_length(&a, a.len() + extra);
+                let input = cat(&[start, &first, &rest, end]);
+                let rec = parse_all_splits(MJPEG, &input);
+                let name = String::from_utf8_lossy(delimiter);
+                assert_eq!(
+                    rec.frames,
+                    vec![a.clone(), b.clone(), c.clone()],
+                    "{extra} too many, delimiter {name:?}"
+                );
+                assert!(rec.aborted.is_empty(), "{extra} too many");
+                assert_eq!(rec.disagreements, vec![Disagreement::TooLong]);
+                // Every header was read whole, glued ones too.
+                let types: Vec<_> = rec
+                    .infos
+                    .iter()
+                    .map(|i| i.content_type.as_deref())
+                    .collect();
+                assert_eq!(types, [Some("image/jpeg"); 3], "{extra} too many");
+            }
+        }
+    }
+
+    #[test]
+    fn over_long_length_at_the_end_of_the_stream() {
+        let (a, b) = (j(1), j(2));
+        let part_b = cat(&[b"\r\n--B\r\n", &counted(&b)]);
+        let head = cat(&[b"--B\r\n", &with_length(&a, a.len() + part_b.len() + 100)]);
+        // The stream ends inside the next part: that one is dropped, never
+        // pushed truncated; the first ends at the delimiter.
+        let cut = cat(&[&head, &part_b[..part_b.len() - 10]]);
+        let rec = parse_all_splits(MJPEG, &cut);
+        assert_eq!(rec.frames, vec![a.clone()]);
+        assert_eq!(rec.aborted, vec![b[..b.len() - 10].to_vec()]);
+        // The stream ends after the next part: both are whole.
+        let whole = cat(&[&head, &part_b]);
+        let rec = parse_all_splits(MJPEG, &whole);
+        assert_eq!(rec.frames, vec![a.clone(), b]);
+        assert!(rec.aborted.is_empty());
+        // No delimiter among the bytes that came: dropped.
+        let rec = parse_all_splits(MJPEG, &head);
+        assert!(rec.frames.is_empty());
+        assert_eq!(rec.aborted, vec![a]);
+    }
+
+    #[test]
+    fn over_long_length_without_part_bytes_is_dropped() {
+        let (a, b, c) = (j(1), j(2), j(3));
+        let input = cat(&[
+            b"--B\r\n",
+            &with_length(&a, a.len() + 20),
+            b"\r\n--B\r\n",
+            &counted(&b),
+            b"\r\n--B\r\n",
+            &counted(&c),
+            b"\r\n--B\r\n",
+        ]);
+        let mut parser = Parser::new(MJPEG, Limits::default());
+        let mut rec = Recorder {
+            forgetful: true,
+            ..Recorder::default()
+        };
+        parser.feed(&input, &mut rec).unwrap();
+        parser.finish(&mut rec);
+        // The first frame cannot be cut, the second began inside it: only
+        // the third is whole.
+        assert_eq!(rec.frames, vec![c]);
+        assert_eq!(rec.disagreements, vec![Disagreement::Dropped]);
+        assert_eq!(rec.aborted.len(), 1);
+    }
+
+    #[test]
+    fn content_length_too_short_with_padding_after_eoi() {
+        // A JPEG padded after its EOI, with a short length: the EOI is among
+        // the counted bytes (in their last 64), the padding is not.
+        let padded = cat(&[&j(1), &[0; 40]]);
+        let b = j(2);
+        for short in [10, 30, 41] {
+            let input = cat(&[
+                b"--B\r\n",
+                &with_length(&padded, padded.len() - short),
+                b"\r\n--B\r\n",
+                &counted(&b),
+                b"\r\n--B\r\n",
+            ]);
+            let rec = parse_all_splits(MJPEG, &input);
+            assert_eq!(rec.frames, vec![padded.clone(), b.clone()], "{short} short");
+            assert_eq!(rec.disagreements, vec![Disagreement::TooShort]);
+        }
+        // With the right length the padded JPEG is complete when the
+        // delimiter follows, even after blank lines.
+        for eol in ["\r\n", "\n", "\r\n\r\n"] {
+            let input = cat(&[
+                b"--B\r\n",
+                &counted(&padded),
+                eol.as_bytes(),
+                b"--B\r\n",
+                &counted(&b),
+            ]);
+            let rec = parse_all_splits(MJPEG, &input);
+            assert_eq!(rec.frames, vec![padded.clone(), b.clone()], "{eol:?}");
+            assert!(rec.disagreements.is_empty());
+        }
+    }
+
+    #[test]
+    fn content_length_too_short_with_an_eoi_near_its_end() {
+        // The counted bytes end a few bytes after the EOI of the EXIF
+        // thumbnail: they hold an FF D9 among their last 64, but do not end
+        // with it.
+        let a = jpeg_with_thumbnail();
+        let thumb_end = 12 + synthetic_jpeg(4, 3, 9).len();
+        assert_eq!(a[thumb_end - 2..thumb_end], [0xFF, 0xD9]);
+        let b = j(2);
+        for short_at in [thumb_end + 1, thumb_end + 5, thumb_end + 40] {
+            let input = cat(&[
+                b"\r\n--B\r\n",
+                &with_length(&a, short_at),
+                b"\r\n--B\r\n",
+                &counted(&b),
+            ]);
+            let rec = parse_all_splits(MJPEG, &input);
+            assert_eq!(rec.frames, vec![a.clone(), b.clone()], "{short_at}");
+            assert_eq!(rec.disagreements, vec![Disagreement::TooShort]);
+        }
+    }
+
+    #[test]
+    fn junk_after_complete_counted_parts_is_skipped() {
+        let junks: [&[u8]; 5] = [b"junk", b"\r\nX", b"\0", b"-X-\r\n\r\n", b"\r\n-\r\n-"];
+        let frames: Vec<Vec<u8>> = (0..100).map(|i| j(i as u8)).collect();
+        let mut input = b"--B\r\n".to_vec();
+        let mut expected = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            let junk = junks[i % junks.len()];
+            input.extend_from_slice(&cat(&[&counted(frame), junk, b"\r\n--B\r\n"]));
+            expected.push(Disagreement::Junk(junk.len() as u64));
+        }
+        let rec = parse_some_splits(MJPEG, &input, 97);
+        assert_eq!(rec.frames, frames);
+        assert_eq!(rec.disagreements, expected);
+        assert_eq!(rec.events, vec![learnt("--B")]);
+        // A run that ends the stream is reported too.
+        let unended = cat(&[b"--B\r\n", &counted(&frames[0]), b"junk\r\n-"]);
+        let rec = parse_all_splits(MJPEG, &unended);
+        assert_eq!(rec.frames, frames[..1]);
+        assert_eq!(rec.disagreements, [Disagreement::Junk(7)]);
+        let limits = Limits {
+            max_garbage: 1000,
+            ..Limits::default()
+        };
+        let endless = cat(&[b"--B\r\n", &counted(&frames[0]), &[b'x'; 2000]]);
+        let rec = parse_with(MJPEG, limits, &[&endless]);
+        assert_eq!(rec.error, Some(ParseError::NoDelimiter));
+        assert!(matches!(rec.disagreements[..], [Disagreement::Junk(n)] if n > 1000));
+        // Every split, on a shorter stream.
+        let short = cat(&[b"--B\r\n", &input[5..][..3 * (input.len() - 5) / 100]]);
+        let rec = parse_all_splits(MJPEG, &short);
+        assert_eq!(rec.frames, frames[..3]);
+        assert_eq!(rec.disagreements, expected[..3]);
+    }
+
+    #[test]
+    fn lengths_stay_trusted_after_junk() {
+        let (a, b) = (j(1), j(2));
+        let head = cat(&[b"--B\r\n", &counted(&a), b"junk\r\n--B\r\n"]);
+        let headers = b"Content-Type: image/jpeg\r\nContent-Length: ";
+        let input = cat(&[&head, headers, format!("{}\r\n\r\n", b.len()).as_bytes()]);
+        let mut parser = Parser::new(MJPEG, Limits::default());
+        let mut rec = Recorder::default();
+        parser.feed(&input, &mut rec).unwrap();
+        parser.feed(&b[..1], &mut rec).unwrap();
+        assert_eq!(parser.direct_remaining(), Some(b.len() as u64 - 1));
+        parser.feed(&b[1..], &mut rec).unwrap();
+        assert_eq!(rec.frames, vec![a, b]);
     }
 
     #[test]
@@ -1715,6 +2324,18 @@ mod tests {
                 b"\n--B\nContent-type:text/plain\n\nhi\n--B\n",
             ]),
             cat(&[&a, &b, &a]),
+            // Content-Length and the delimiter disagree.
+            cat(&[
+                b"--B\r\n",
+                &with_length(&a, a.len() + 30),
+                b"\r\n--B\r\n",
+                &with_length(&b, 9),
+                b"\r\n--B\r\n",
+                &counted(&a),
+                b"junk\r\n--B\r\n",
+                &counted(&cat(&[&a, b"pad"])),
+                b"\r\n--B\r\n",
+            ]),
         ];
         let alphabet = b"\r\n-B:\xFF\xD8\xD9\x00Content-Length: 12";
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -1748,12 +2369,19 @@ mod tests {
                 let failed = parser.feed(chunk, &mut rec).is_err();
                 assert!(parser.line.len() <= limits.max_header_size);
                 assert!(parser.scanner.hold.len() <= limits.max_header_size + 2);
+                assert!(parser.trail.len() <= 2 * limits.max_header_size + 70);
+                assert!(parser.replay.is_empty());
                 if failed {
                     break;
                 }
             }
             parser.finish(&mut rec);
             assert!(rec.frames.iter().all(|f| f.len() <= limits.max_part_size));
+            // Reading counted bodies directly changes nothing.
+            let step = rng.below(100) + 1;
+            let direct = parse_direct_with(content_type, limits, &input, step);
+            assert_eq!(direct.frames, rec.frames, "round {round}, step {step}");
+            assert_eq!(direct.disagreements, rec.disagreements, "round {round}");
         }
     }
 }
