@@ -20,7 +20,7 @@ use super::client::{self, DropReason, Event, Events, Fatal, FrameSink};
 use super::pool::FramePool;
 use super::stats::Stats;
 use crate::jpeg;
-use crate::multipart::{self, Handler, PartInfo};
+use crate::multipart::{self, Disagreement, Handler, PartInfo};
 use crate::runtime::lock;
 
 /// Frames waiting for `create()`. Two is enough to never starve a consumer
@@ -295,6 +295,31 @@ impl Handler for Assembler {
 
     fn part_abort(&mut self) {
         self.current = None;
+    }
+
+    fn part_bytes(&self) -> Option<&[u8]> {
+        self.current.as_ref().map(|b| &b.map[..b.len])
+    }
+
+    fn part_truncate(&mut self, len: usize) {
+        if let Some(b) = &mut self.current {
+            b.len = b.len.min(len);
+        }
+    }
+
+    fn disagreement(&mut self, d: Disagreement) {
+        let mut stats = lock(&self.handoff.stats);
+        match d {
+            Disagreement::Junk(n) => stats.junk_bytes += n,
+            Disagreement::TooShort | Disagreement::TooLong => stats.length_mismatches += 1,
+            Disagreement::Dropped => {
+                stats.frames_received += 1;
+                stats.dropped_broken += 1;
+                drop(stats);
+                self.seq += 1;
+                self.discont = true;
+            }
+        }
     }
 
     fn event(&mut self, ev: multipart::Event) {

@@ -166,12 +166,15 @@ impl MjpegSrc {
             .field("dropped-no-buffer", s.dropped_no_buffer)
             .field("dropped-too-big", s.dropped_too_big)
             .field("dropped-queue-full", s.dropped_queue_full)
+            .field("dropped-broken", s.dropped_broken)
             .field("overruns", s.overruns)
             .field("reconnects", s.reconnects)
             .field("bytes-received", s.bytes_received)
             .field("fps", s.fps())
             .field("skipped-parts", s.skipped_parts)
             .field("resyncs", s.resyncs)
+            .field("junk-bytes", s.junk_bytes)
+            .field("length-mismatches", s.length_mismatches)
             .field("last-reconnect-reason", s.last_reconnect_reason.as_str())
             .field("free-buffers", free)
             .field("connected", s.connected)
@@ -395,7 +398,7 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
+                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full + dropped-broken), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs, junk-bytes, length-mismatches (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
                     .read_only()
                     .build(),
             ]

@@ -23,6 +23,12 @@ pub(crate) struct Stats {
     pub(crate) bytes_received: u64,
     pub(crate) skipped_parts: u64,
     pub(crate) resyncs: u64,
+    /// Bytes skipped between a complete part and the next delimiter.
+    pub(crate) junk_bytes: u64,
+    /// Parts whose Content-Length disagreed with the delimiter, repaired.
+    pub(crate) length_mismatches: u64,
+    /// Frames that could not be recovered whole (dropped, never pushed cut).
+    pub(crate) dropped_broken: u64,
     pub(crate) last_reconnect_reason: String,
     pub(crate) connected: bool,
     recent: VecDeque<Instant>,
@@ -58,6 +64,9 @@ impl Stats {
     }
 
     pub(crate) fn frames_dropped(&self) -> u64 {
-        self.dropped_no_buffer + self.dropped_too_big + self.dropped_queue_full
+        self.dropped_no_buffer
+            + self.dropped_too_big
+            + self.dropped_queue_full
+            + self.dropped_broken
     }
 }

@@ -9,10 +9,16 @@
 //!
 //! `writer` lays out the parts `mjpegsink` sends: each frame once, in one
 //! buffer shared by every client.
+mod handler;
+mod length;
 mod parser;
+mod scan;
 pub(crate) mod writer;
 
-pub use parser::*;
+pub use handler::{Disagreement, Event, Handler, Limits, PartInfo};
+#[cfg(feature = "internals")]
+pub use handler::{ParseError, SkipReason};
+pub use parser::Parser;
 
 /// The `boundary` parameter of a Content-Type value, unquoted; any case of
 /// the name, spaces around `;` and `=` (a hint only: the parser learns the

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MPL-2.0
+
 //! Incremental push parser for MJPEG-over-HTTP response bodies.
 //!
 //! The parser is fed the body in arbitrary chunks ([`Parser::feed`]) and calls
@@ -83,180 +84,16 @@
 //!
 //! A part is never released with bytes that are not its own or cut short:
 //! what cannot be recovered whole is aborted ([`Handler::part_abort`]).
+//!
+//! The Content-Length path and its repairs live in `length.rs`, the
+//! delimiter search in `scan.rs`, the public types in `handler.rs`.
 
-use std::{fmt, ops::Range};
-
-use memchr::memmem::Finder;
-
+use super::handler::{Disagreement, Event, Handler, Limits, ParseError, PartInfo, SkipReason};
+use super::scan::{Delimiter, Scanner, Tail};
 use crate::jpeg;
 
-/// How many of the last body bytes of a part the parser remembers.
-const TAIL_LEN: usize = 64;
-
-/// Most line ends taken after a counted part while waiting for the
-/// delimiter that would complete it.
-const MAX_TRAILER_LINE_ENDS: usize = 64;
-
-/// Bounds on the parser's memory and patience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest part header block (and delimiter line), in bytes.
-    pub max_header_size: usize,
-    /// Largest part body. A larger Content-Length is ignored (the part is
-    /// split on the delimiter instead); a larger part without usable length
-    /// is [`ParseError::PartTooLarge`].
-    pub max_part_size: usize,
-    /// Bytes scanned for a delimiter (or a JPEG start, in raw mode) before
-    /// giving up with [`ParseError::NoDelimiter`].
-    pub max_garbage: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_header_size: 16 * 1024,
-            max_part_size: 64 * 1024 * 1024,
-            max_garbage: 4 * 1024 * 1024,
-        }
-    }
-}
-
-/// What the headers of a part said.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PartInfo {
-    /// Lower-cased media type without parameters, e.g. `image/jpeg`.
-    pub content_type: Option<String>,
-    /// The last Content-Length header, if parseable and at most
-    /// [`Limits::max_part_size`].
-    pub content_length: Option<u64>,
-    /// `X-Timestamp` in seconds, on the camera's clock.
-    pub timestamp: Option<f64>,
-    /// 0-based number of the part on this parser, skipped parts included.
-    pub index: u64,
-}
-
-/// Why a part was not handed to [`Handler::part_start`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SkipReason {
-    /// Empty body (`Content-Length: 0` or nothing before the delimiter).
-    Empty,
-    /// A Content-Type other than JPEG.
-    NotJpeg,
-}
-
-/// Noteworthy things that do not interrupt the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    Skipped(SkipReason),
-    /// Unexpected bytes; scanning for the next delimiter.
-    Resync,
-    /// The delimiter line (with its leading `--`) as found in the body.
-    BoundaryLearned(Vec<u8>),
-    /// A part's Content-Length disagreed with where its delimiter is (too
-    /// short or too long, see [`Handler::disagreement`]).
-    LengthMismatch,
-    /// The close delimiter `--B--`.
-    Closed,
-}
-
-/// How Content-Length and the delimiter disagreed, and what became of it;
-/// reported through [`Handler::disagreement`] so that the element can
-/// count it. In every case the delimiter wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disagreement {
-    /// Bytes after a part that ended by its Content-Length (with `FF D9`),
-    /// before the next delimiter: skipped, reported once per run when the
-    /// delimiter is found (or when the run ends the stream:
-    /// [`ParseError::NoDelimiter`], or the end of the body). The part was
-    /// released as its counted bytes.
-    Junk(u64),
-    /// The counted bytes did not end with `FF D9` and no delimiter followed:
-    /// the part continued up to the next delimiter.
-    TooShort,
-    /// A delimiter was inside the counted bytes (or straddled their end):
-    /// the part was cut before it and what followed was parsed as the next
-    /// part.
-    TooLong,
-    /// The part could not be recovered whole (the handler keeps no bytes,
-    /// see [`Handler::part_bytes`]) and was aborted.
-    Dropped,
-}
-
-/// Receives the parts found by a [`Parser`].
-///
-/// A handler that keeps the body of the current part (as a frame buffer
-/// does) should implement [`Handler::part_bytes`] and
-/// [`Handler::part_truncate`]: they let the parser repair a part whose
-/// Content-Length was wrong. With the defaults such a part is aborted
-/// instead, never released with bytes that are not its own.
-pub trait Handler {
-    /// A JPEG-candidate part starts (parts with Content-Length 0 or a
-    /// non-JPEG Content-Type never reach here; they are reported as
-    /// [`Event::Skipped`]). Called with the first body byte at hand. Return
-    /// false to ignore this part's body (e.g. no buffer free).
-    fn part_start(&mut self, info: &PartInfo) -> bool;
-    /// Body bytes of the accepted current part, in order, as they arrive.
-    /// Return false to abandon the rest of this part.
-    fn part_data(&mut self, data: &[u8]) -> bool;
-    /// The accepted current part is complete: release it now.
-    fn part_end(&mut self);
-    /// The accepted current part will not complete.
-    fn part_abort(&mut self);
-    /// Something to count or log.
-    fn event(&mut self, ev: Event);
-    /// The body bytes of the accepted current part so far, in order: those
-    /// passed to [`Handler::part_data`] and those the caller read in itself
-    /// and reported with [`Parser::feed_direct`], minus what
-    /// [`Handler::part_truncate`] cut off. `None` if the handler does not
-    /// keep them (the default), or the part was abandoned. Called only
-    /// between [`Handler::part_start`] and the part's end or abort, when a
-    /// part's Content-Length disagrees with the delimiter: never for a
-    /// well-behaved stream. A slice whose length is not the body size the
-    /// parser counted is ignored.
-    fn part_bytes(&self) -> Option<&[u8]> {
-        None
-    }
-    /// Keep only the first `len` bytes of the accepted current part (the
-    /// rest belongs to the delimiter and the next part). Called only right
-    /// after [`Handler::part_bytes`] returned `Some` with more than `len`
-    /// (and `len > 0`) bytes, and followed by [`Handler::part_end`]. A handler
-    /// that returns `Some` from `part_bytes` must implement it.
-    fn part_truncate(&mut self, len: usize) {
-        let _ = len;
-    }
-    /// Content-Length and the delimiter disagreed; to count or log.
-    /// Ignored by default.
-    fn disagreement(&mut self, d: Disagreement) {
-        let _ = d;
-    }
-}
-
-/// Input the parser cannot make sense of within its [`Limits`]; the caller
-/// should drop the connection. The parser stays failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ParseError {
-    /// A header line or block longer than [`Limits::max_header_size`].
-    HeaderTooLarge,
-    /// A part without usable length longer than [`Limits::max_part_size`].
-    PartTooLarge,
-    /// No delimiter (or JPEG start) within [`Limits::max_garbage`] bytes.
-    NoDelimiter,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::HeaderTooLarge => "part header too large",
-            Self::PartTooLarge => "part too large",
-            Self::NoDelimiter => "no multipart delimiter found",
-        })
-    }
-}
-
-impl std::error::Error for ParseError {}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Start,
     /// `matched` bytes of the delimiter prefix seen; `after_length`: the
     /// previous part was framed by its Content-Length.
@@ -278,213 +115,9 @@ enum State {
     Failed(ParseError),
 }
 
-/// The delimiter line, as far as it is known.
-struct Delimiter {
-    /// The delimiter line (`--B`) once seen in the body.
-    learnt: Option<Vec<u8>>,
-    /// Possible delimiter lines from the Content-Type boundary parameter,
-    /// longest first.
-    hints: Vec<Vec<u8>>,
-    /// Finds `\n` + the best-known delimiter line (or just `\n--`).
-    finder: Finder<'static>,
-}
-
-impl Delimiter {
-    fn new(boundary: Option<&str>) -> Self {
-        let mut hints = Vec::new();
-        if let Some(b) = boundary.filter(|b| !b.is_empty()) {
-            hints.push([b"--", b.as_bytes()].concat());
-            if b.starts_with("--") {
-                hints.push(b.as_bytes().to_vec());
-            }
-        }
-        // Scanning before anything is learnt: `boundary=--B` is taken to
-        // mean lines `--B`, as the servers that send it do.
-        let line = hints.last().map_or(&b"--"[..], Vec::as_slice);
-        let finder = Self::finder_for(line);
-        Self {
-            learnt: None,
-            hints,
-            finder,
-        }
-    }
-
-    fn finder_for(line: &[u8]) -> Finder<'static> {
-        Finder::new(&[b"\n", line].concat()).into_owned()
-    }
-
-    /// What a delimiter line starts with.
-    fn prefix(&self) -> &[u8] {
-        self.learnt.as_deref().unwrap_or(b"--")
-    }
-
-    /// `\n` + what a delimiter line starts with, as the finder looks for it.
-    fn needle(&self) -> &[u8] {
-        self.finder.needle()
-    }
-
-    /// Learns the delimiter from the first delimiter line (trimmed, starting
-    /// with `--`) and returns its length. A hint that prefixes the line wins;
-    /// else a header glued to the delimiter is cut off; else it is the whole
-    /// line.
-    fn learn(&mut self, line: &[u8]) -> usize {
-        let len = self
-            .hints
-            .iter()
-            .find(|hint| line.starts_with(hint))
-            .map(Vec::len)
-            .or_else(|| {
-                Finder::new(b"content-")
-                    .find(&line.to_ascii_lowercase())
-                    .filter(|&at| at > 2)
-            })
-            .unwrap_or(line.len());
-        let learnt = line[..len].to_vec();
-        self.finder = Self::finder_for(&learnt);
-        self.learnt = Some(learnt);
-        len
-    }
-
-    /// Whether `rest`, what follows the delimiter on its line, closes the
-    /// stream. Not for a delimiter that itself ends in `--` (`data-boundary--`).
-    fn is_close(&self, rest: &[u8]) -> bool {
-        rest == b"--" && !self.prefix().ends_with(b"--")
-    }
-}
-
-/// Searches `\n` + delimiter in data arriving in pieces, holding back only
-/// the bytes that could begin a match.
-#[derive(Default)]
-struct Scanner {
-    /// Unreleased bytes from earlier pieces, at most a needle's length.
-    hold: Vec<u8>,
-    /// Leading bytes of `hold` that are not data: a virtual `\n` so that a
-    /// delimiter at the very start of a line matches.
-    skip: usize,
-}
-
-/// The outcome of [`Scanner::step`]; positions index `hold` + `input`.
-struct ScanStep {
-    /// Data before the delimiter (or that cannot be part of one).
-    data: Range<usize>,
-    /// Bytes of `input` consumed.
-    used: usize,
-    found: bool,
-    /// Without a match: where the bytes to hold back start.
-    keep_from: usize,
-}
-
-impl Scanner {
-    fn reset(&mut self, at_line_start: bool) {
-        self.hold.clear();
-        self.skip = usize::from(at_line_start);
-        if at_line_start {
-            self.hold.push(b'\n');
-        }
-    }
-
-    fn step(&mut self, finder: &Finder, input: &[u8]) -> ScanStep {
-        let needle = finder.needle().len();
-        let held = self.hold.len();
-        // Matches straddling `hold` and `input`.
-        self.hold
-            .extend_from_slice(&input[..needle.min(input.len())]);
-        let found = finder
-            .find(&self.hold)
-            .or_else(|| finder.find(input).map(|at| at + held));
-        self.hold.truncate(held);
-        let byte = |at: usize| match at.checked_sub(held) {
-            None => self.hold.get(at).copied(),
-            Some(at) => input.get(at).copied(),
-        };
-        match found {
-            Some(at) => {
-                let end = if at > self.skip && byte(at - 1) == Some(b'\r') {
-                    at - 1
-                } else {
-                    at
-                };
-                ScanStep {
-                    data: self.skip..end.max(self.skip),
-                    used: (at + needle).saturating_sub(held),
-                    found: true,
-                    keep_from: at + needle,
-                }
-            }
-            None => {
-                let keep_from = (held + input.len()).saturating_sub(needle);
-                ScanStep {
-                    data: self.skip..keep_from.max(self.skip),
-                    used: input.len(),
-                    found: false,
-                    keep_from,
-                }
-            }
-        }
-    }
-
-    /// Drops what `step` released or matched, keeps what may begin a match.
-    fn commit(&mut self, input: &[u8], step: &ScanStep) {
-        if step.found {
-            self.reset(false);
-            return;
-        }
-        let held = self.hold.len();
-        if step.keep_from >= held {
-            self.hold.clear();
-            self.hold
-                .extend_from_slice(input.get(step.keep_from - held..).unwrap_or_default());
-        } else {
-            self.hold.drain(..step.keep_from);
-            self.hold.extend_from_slice(input);
-        }
-        self.skip = self.skip.saturating_sub(step.keep_from);
-    }
-}
-
-/// The last bytes of a part body, to see how it ends.
-struct Tail {
-    bytes: [u8; TAIL_LEN],
-    len: usize,
-}
-
-impl Tail {
-    const EMPTY: Self = Self {
-        bytes: [0; TAIL_LEN],
-        len: 0,
-    };
-
-    fn push(&mut self, data: &[u8]) {
-        if data.len() >= TAIL_LEN {
-            self.bytes.copy_from_slice(&data[data.len() - TAIL_LEN..]);
-            self.len = TAIL_LEN;
-        } else {
-            let keep = self.len.min(TAIL_LEN - data.len());
-            self.bytes.copy_within(self.len - keep..self.len, 0);
-            self.bytes[keep..keep + data.len()].copy_from_slice(data);
-            self.len = keep + data.len();
-        }
-    }
-
-    /// Replace the window with the last bytes of the body.
-    fn set(&mut self, last: &[u8]) {
-        let last = &last[last.len().saturating_sub(TAIL_LEN)..];
-        self.bytes[..last.len()].copy_from_slice(last);
-        self.len = last.len();
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    fn ends_with_eoi(&self) -> bool {
-        self.bytes().ends_with(&[0xFF, 0xD9])
-    }
-}
-
 /// Where the body of the current part goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sink {
+pub(super) enum Sink {
     /// A JPEG candidate whose first byte has not arrived.
     Unstarted,
     /// Accepted by the handler.
@@ -494,13 +127,13 @@ enum Sink {
 }
 
 /// The part whose body is being read.
-struct Body {
-    info: PartInfo,
-    sink: Sink,
+pub(super) struct Body {
+    pub(super) info: PartInfo,
+    pub(super) sink: Sink,
     /// JPEG candidate: a counted body must end like a JPEG.
-    jpeg: bool,
-    size: u64,
-    tail: Tail,
+    pub(super) jpeg: bool,
+    pub(super) size: u64,
+    pub(super) tail: Tail,
 }
 
 impl Body {
@@ -517,7 +150,7 @@ impl Body {
         tail: Tail::EMPTY,
     };
 
-    fn new(info: PartInfo, jpeg: bool) -> Self {
+    pub(super) fn new(info: PartInfo, jpeg: bool) -> Self {
         Self {
             info,
             sink: if jpeg {
@@ -533,44 +166,44 @@ impl Body {
 
 /// Header fields collected so far for the next part.
 #[derive(Default)]
-struct Headers {
-    content_type: Option<String>,
-    content_length: Option<u64>,
-    timestamp: Option<f64>,
+pub(super) struct Headers {
+    pub(super) content_type: Option<String>,
+    pub(super) content_length: Option<u64>,
+    pub(super) timestamp: Option<f64>,
     /// Header lines seen.
-    count: usize,
+    pub(super) count: usize,
     /// Bytes of the header block.
-    size: usize,
+    pub(super) size: usize,
 }
 
 /// Incremental MJPEG body parser. Its state machine is described at the
 /// top of `src/multipart/parser.rs`.
 pub struct Parser {
-    limits: Limits,
-    state: State,
-    delimiter: Delimiter,
+    pub(super) limits: Limits,
+    pub(super) state: State,
+    pub(super) delimiter: Delimiter,
     /// An incomplete delimiter or header line, at most `max_header_size`.
-    line: Vec<u8>,
-    headers: Headers,
-    body: Body,
-    scanner: Scanner,
-    splitter: jpeg::FrameSplitter,
+    pub(super) line: Vec<u8>,
+    pub(super) headers: Headers,
+    pub(super) body: Body,
+    pub(super) scanner: Scanner,
+    pub(super) splitter: jpeg::FrameSplitter,
     /// In Trailer: the last bytes of the counted body (`trail_counted` of
     /// them, at most a delimiter's length), then the bytes after it.
-    trail: Vec<u8>,
-    trail_counted: usize,
+    pub(super) trail: Vec<u8>,
+    pub(super) trail_counted: usize,
     /// Bytes to parse again before the rest of the input: what followed a
     /// delimiter found inside a part's counted bytes. At most a part.
-    replay: Vec<u8>,
+    pub(super) replay: Vec<u8>,
     /// `replay` is being parsed: Content-Length is not used for parts whose
     /// headers end there, so that a replay never yields another one.
-    replaying: bool,
+    pub(super) replaying: bool,
     /// Bytes after a counted part that were not its delimiter.
-    junk: u64,
+    pub(super) junk: u64,
     /// Bytes skipped since the last delimiter (or JPEG start).
-    garbage: usize,
+    pub(super) garbage: usize,
     /// Parts seen.
-    parts: u64,
+    pub(super) parts: u64,
 }
 
 impl Parser {
@@ -579,18 +212,14 @@ impl Parser {
     /// `application/octet-stream` select raw concatenated-JPEG mode, as does
     /// a body that starts with `0xFF`.
     pub fn new(content_type: Option<&str>, limits: Limits) -> Self {
-        let mut params = content_type.unwrap_or_default().split(';');
-        let media_type = params
+        let content_type = content_type.unwrap_or_default();
+        let media_type = content_type
+            .split(';')
             .next()
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        let boundary = params.find_map(|param| {
-            let (name, value) = param.split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("boundary")
-                .then(|| value.trim().trim_matches('"'))
-        });
+        let boundary = super::boundary_param(content_type);
         let raw = media_type.starts_with("image/") || media_type == "application/octet-stream";
         Self {
             limits,
@@ -612,11 +241,13 @@ impl Parser {
     }
 
     /// The delimiter line learnt from the body, including its leading `--`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn delimiter(&self) -> Option<&[u8]> {
         self.delimiter.learnt.as_deref()
     }
 
     /// Whether the body is being split as raw concatenated JPEGs.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_raw_jpeg(&self) -> bool {
         self.state == State::Raw
     }
@@ -631,7 +262,7 @@ impl Parser {
         result
     }
 
-    fn fail<H: Handler>(&mut self, e: ParseError, h: &mut H) {
+    pub(super) fn fail<H: Handler>(&mut self, e: ParseError, h: &mut H) {
         self.abort_part(h);
         self.replay = Vec::new();
         self.replaying = false;
@@ -640,7 +271,7 @@ impl Parser {
 
     /// Runs the state machine over `input`, and over the replay as soon as
     /// a step asks for one (before the rest of `input`).
-    fn run<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<(), ParseError> {
+    pub(super) fn run<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<(), ParseError> {
         let mut input = input;
         while !input.is_empty() {
             let used = self.step(input, h)?;
@@ -652,7 +283,7 @@ impl Parser {
         Ok(())
     }
 
-    fn replay<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
+    pub(super) fn replay<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
         let bytes = std::mem::take(&mut self.replay);
         self.replaying = true;
         let result = self.run(&bytes, h);
@@ -660,7 +291,11 @@ impl Parser {
         result
     }
 
-    fn step<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+    pub(super) fn step<H: Handler>(
+        &mut self,
+        input: &[u8],
+        h: &mut H,
+    ) -> Result<usize, ParseError> {
         match self.state {
             State::Failed(e) => Err(e),
             State::Start => Ok(self.start(input)),
@@ -718,7 +353,7 @@ impl Parser {
 
     /// `finish` inside a counted part or its trailer: the delimiter rules
     /// decide, as they would have with more input.
-    fn finish_counted<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
+    pub(super) fn finish_counted<H: Handler>(&mut self, h: &mut H) -> Result<(), ParseError> {
         match self.state {
             State::Counted { .. } => {
                 let cut = self.too_long(&[], h);
@@ -740,7 +375,7 @@ impl Parser {
         Ok(())
     }
 
-    fn start(&mut self, input: &[u8]) -> usize {
+    pub(super) fn start(&mut self, input: &[u8]) -> usize {
         self.state = match input.first() {
             Some(b'\r' | b'\n') => return 1,
             Some(b'-') => State::Between {
@@ -753,7 +388,7 @@ impl Parser {
         0
     }
 
-    fn between<H: Handler>(
+    pub(super) fn between<H: Handler>(
         &mut self,
         input: &[u8],
         matched: usize,
@@ -797,7 +432,11 @@ impl Parser {
         Ok(common)
     }
 
-    fn delimiter_line<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+    pub(super) fn delimiter_line<H: Handler>(
+        &mut self,
+        input: &[u8],
+        h: &mut H,
+    ) -> Result<usize, ParseError> {
         let (complete, used) = self.read_line(input)?;
         if complete {
             let line = std::mem::take(&mut self.line);
@@ -810,7 +449,7 @@ impl Parser {
 
     /// A delimiter line (trimmed) was read: learn the delimiter, then close
     /// or begin the header block.
-    fn on_delimiter<H: Handler>(&mut self, line: &[u8], h: &mut H) {
+    pub(super) fn on_delimiter<H: Handler>(&mut self, line: &[u8], h: &mut H) {
         let len = match &self.delimiter.learnt {
             Some(learnt) => learnt.len(),
             None => {
@@ -836,7 +475,11 @@ impl Parser {
         }
     }
 
-    fn headers<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+    pub(super) fn headers<H: Handler>(
+        &mut self,
+        input: &[u8],
+        h: &mut H,
+    ) -> Result<usize, ParseError> {
         if self.line.is_empty() && self.headers.count == 0 {
             match input.first() {
                 // Blank lines before the first header.
@@ -865,7 +508,7 @@ impl Parser {
         Ok(used)
     }
 
-    fn count_header_bytes(&mut self, n: usize) -> Result<(), ParseError> {
+    pub(super) fn count_header_bytes(&mut self, n: usize) -> Result<(), ParseError> {
         self.headers.size += n;
         if self.headers.size > self.limits.max_header_size {
             return Err(ParseError::HeaderTooLarge);
@@ -874,7 +517,7 @@ impl Parser {
     }
 
     /// One header line (without its line end).
-    fn header_line<H: Handler>(&mut self, line: &[u8], h: &mut H) {
+    pub(super) fn header_line<H: Handler>(&mut self, line: &[u8], h: &mut H) {
         if line.starts_with(self.delimiter.prefix()) {
             // A repeated delimiter line: start the header block over.
             self.on_delimiter(line.trim_ascii_end(), h);
@@ -908,7 +551,7 @@ impl Parser {
     }
 
     /// The header block is complete: skip the part or read its body.
-    fn end_headers<H: Handler>(&mut self, h: &mut H) {
+    pub(super) fn end_headers<H: Handler>(&mut self, h: &mut H) {
         let headers = std::mem::take(&mut self.headers);
         let info = PartInfo {
             content_type: headers.content_type,
@@ -941,249 +584,14 @@ impl Parser {
             }
         };
     }
+}
 
-    fn counted<H: Handler>(
+impl Parser {
+    pub(super) fn scanned<H: Handler>(
         &mut self,
         input: &[u8],
-        remaining: u64,
         h: &mut H,
     ) -> Result<usize, ParseError> {
-        let take = usize::try_from(remaining).map_or(input.len(), |r| r.min(input.len()));
-        self.body_data(&input[..take], h)?;
-        self.counted_advance(remaining - take as u64, h);
-        Ok(take)
-    }
-
-    /// After counted body bytes: when the length is in, release the part if
-    /// it ends like a JPEG, else see what follows it.
-    fn counted_advance<H: Handler>(&mut self, remaining: u64, h: &mut H) {
-        if remaining > 0 {
-            self.state = State::Counted { remaining };
-        } else if !self.body.jpeg || self.body.tail.ends_with_eoi() {
-            self.end_part(h);
-            self.after_counted_part();
-        } else {
-            self.enter_trailer(h);
-        }
-    }
-
-    fn after_counted_part(&mut self) {
-        self.junk = 0;
-        self.state = State::Between {
-            matched: 0,
-            after_length: true,
-        };
-    }
-
-    /// The body bytes of the current part as the handler kept them, if it
-    /// delivers and keeps them all.
-    fn kept_bytes<'h, H: Handler>(&self, h: &'h H) -> Option<&'h [u8]> {
-        if self.body.sink != Sink::Delivering {
-            return None;
-        }
-        h.part_bytes()
-            .filter(|bytes| bytes.len() as u64 == self.body.size)
-    }
-
-    /// The counted bytes of a part do not end with `FF D9`: keep the last of
-    /// them (a delimiter may have begun there) and look at what follows,
-    /// unless they end with a whole delimiter.
-    fn enter_trailer<H: Handler>(&mut self, h: &mut H) {
-        let want = self.delimiter.needle().len() + 1;
-        let last = self.kept_bytes(h).unwrap_or_else(|| self.body.tail.bytes());
-        let last = &last[last.len().saturating_sub(want)..];
-        self.trail.clear();
-        self.trail.extend_from_slice(last);
-        self.trail_counted = last.len();
-        self.state = State::Trailer;
-        if let Trail::Delimiter(start) = self.trail_verdict() {
-            self.trail_complete(start, h);
-        }
-    }
-
-    /// After the counted bytes of a part that does not end with `FF D9`,
-    /// one byte at a time (a delimiter's length at most, plus line ends). A
-    /// delimiter found here ends with the byte just taken.
-    fn trailer<H: Handler>(&mut self, input: &[u8], h: &mut H) -> usize {
-        for (at, &byte) in input.iter().enumerate() {
-            self.trail.push(byte);
-            match self.trail_verdict() {
-                Trail::Pending => {}
-                Trail::Delimiter(start) => {
-                    self.trail_complete(start, h);
-                    return at + 1;
-                }
-                Trail::NoDelimiter => {
-                    self.trail_disagrees(h);
-                    return at + 1;
-                }
-            }
-        }
-        input.len()
-    }
-
-    /// Whether `\n` + delimiter begins in the last counted bytes or in line
-    /// ends right after them.
-    fn trail_verdict(&self) -> Trail {
-        let needle = self.delimiter.needle();
-        let counted = self.trail_counted;
-        let after = &self.trail[counted..];
-        let line_ends = after.iter().take_while(|&&b| is_line_end(b)).count();
-        if line_ends > MAX_TRAILER_LINE_ENDS {
-            return Trail::NoDelimiter;
-        }
-        for start in memchr::memchr_iter(b'\n', &self.trail[..counted + line_ends]) {
-            let rest = &self.trail[start..];
-            if rest.len() < needle.len() {
-                if needle.starts_with(rest) {
-                    return Trail::Pending;
-                }
-            } else if rest.starts_with(needle) && start + needle.len() >= counted {
-                return Trail::Delimiter(start);
-            }
-        }
-        if line_ends == after.len() {
-            Trail::Pending
-        } else {
-            Trail::NoDelimiter
-        }
-    }
-
-    /// At the end of the body in Trailer: where the delimiter that was cut
-    /// short begins (`after`: the bytes after the counted ones), if one had.
-    fn trail_open_delimiter(&self, after: &[u8]) -> Option<usize> {
-        let needle = self.delimiter.needle();
-        let counted = self.trail_counted;
-        let line_ends = after.iter().take_while(|&&b| is_line_end(b)).count();
-        let trail = [&self.trail[..counted], after].concat();
-        memchr::memchr_iter(b'\n', &trail[..counted + line_ends])
-            .find(|&start| needle.starts_with(&trail[start..]))
-            // Only line ends: the first one begins the delimiter (a `\r`
-            // there is taken as the delimiter's by `trail_complete`).
-            .or((!after.is_empty() && line_ends == after.len()).then_some(counted + 1))
-    }
-
-    /// The delimiter follows the counted bytes (its `\n` at `start` in
-    /// `trail`): release the part, without what of the delimiter it holds.
-    fn trail_complete<H: Handler>(&mut self, start: usize, h: &mut H) {
-        let start = match start.checked_sub(1) {
-            Some(cr) if self.trail[cr] == b'\r' => cr,
-            _ => start,
-        };
-        let cut = self.trail_counted.saturating_sub(start);
-        if cut > 0 {
-            self.cut_part(self.body.size - cut as u64, h);
-        }
-        self.end_part(h);
-        self.garbage = 0;
-        self.enter_delimiter_line();
-    }
-
-    /// No delimiter follows the counted bytes: the delimiter wins. One
-    /// inside them means the length was too long, none too short.
-    fn trail_disagrees<H: Handler>(&mut self, h: &mut H) {
-        let after = self.trail.split_off(self.trail_counted);
-        if self.too_long(&after, h) {
-            return;
-        }
-        if self.body.sink == Sink::Delivering && self.kept_bytes(h).is_none() {
-            // Too short or too long, no telling which: drop it.
-            h.event(Event::LengthMismatch);
-            h.disagreement(Disagreement::Dropped);
-            self.abort_part(h);
-        } else if self.body.sink == Sink::Delivering {
-            h.event(Event::LengthMismatch);
-            h.disagreement(Disagreement::TooShort);
-        }
-        // The part (or what is left of a dropped one) runs to the next
-        // delimiter.
-        self.scanner.reset(false);
-        self.state = State::Scanned;
-        self.replay = after;
-    }
-
-    /// Looks for a delimiter inside the kept bytes of the current part. If
-    /// there is one, the part is cut before it and released, and what
-    /// follows it, then `after` (the bytes after the counted ones), is to
-    /// be parsed again as the rest of that delimiter line.
-    fn too_long<H: Handler>(&mut self, after: &[u8], h: &mut H) -> bool {
-        let Some(bytes) = self.kept_bytes(h) else {
-            return false;
-        };
-        let Some(at) = self.delimiter.finder.find(bytes) else {
-            return false;
-        };
-        let start = match at.checked_sub(1) {
-            Some(cr) if bytes[cr] == b'\r' => cr,
-            _ => at,
-        };
-        self.replay.clear();
-        self.replay
-            .extend_from_slice(&bytes[at + self.delimiter.needle().len()..]);
-        self.replay.extend_from_slice(after);
-        self.cut_part(start as u64, h);
-        self.end_part(h);
-        self.garbage = 0;
-        self.enter_delimiter_line();
-        true
-    }
-
-    /// The current part really ends after `len` of its body bytes.
-    fn cut_part<H: Handler>(&mut self, len: u64, h: &mut H) {
-        h.event(Event::LengthMismatch);
-        h.disagreement(Disagreement::TooLong);
-        if self.body.sink == Sink::Delivering {
-            if len > 0 && self.kept_bytes(h).is_some() {
-                h.part_truncate(len as usize);
-            } else {
-                if len > 0 {
-                    h.disagreement(Disagreement::Dropped);
-                }
-                self.abort_part(h);
-            }
-        }
-        self.body.size = len;
-    }
-
-    /// Inside an accepted part framed by a trusted Content-Length: how many
-    /// body bytes are still due. The caller may read up to that many bytes
-    /// itself, straight into the part's destination (so the socket read is
-    /// the only copy), and report them with [`Parser::feed_direct`].
-    pub fn direct_remaining(&self) -> Option<u64> {
-        match self.state {
-            State::Counted { remaining } if self.body.sink == Sink::Delivering => Some(remaining),
-            _ => None,
-        }
-    }
-
-    /// Account for `n` body bytes the caller wrote into the current part's
-    /// destination itself (see [`Parser::direct_remaining`]); `last` holds
-    /// the last bytes of the part so far (up to 64 are used, to check how
-    /// it ends; at least the last two are needed). Exactly as if they had been fed, except that they are not
-    /// passed to [`Handler::part_data`]. Ignored outside a direct read.
-    pub fn feed_direct<H: Handler>(
-        &mut self,
-        n: usize,
-        last: &[u8],
-        h: &mut H,
-    ) -> Result<(), ParseError> {
-        let Some(remaining) = self.direct_remaining() else {
-            return Ok(());
-        };
-        let n = usize::try_from(remaining).map_or(n, |r| r.min(n));
-        let body = &mut self.body;
-        body.size += n as u64;
-        if body.size > self.limits.max_part_size as u64 {
-            self.abort_part(h);
-            self.state = State::Failed(ParseError::PartTooLarge);
-            return Err(ParseError::PartTooLarge);
-        }
-        body.tail.set(last);
-        self.counted_advance(remaining - n as u64, h);
-        Ok(())
-    }
-
-    fn scanned<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
         let step = self.scanner.step(&self.delimiter.finder, input);
         let held = self.scanner.hold.len();
         let hold = std::mem::take(&mut self.scanner.hold);
@@ -1206,7 +614,11 @@ impl Parser {
     }
 
     /// Junk after a counted part, up to the next delimiter.
-    fn skip_junk<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+    pub(super) fn skip_junk<H: Handler>(
+        &mut self,
+        input: &[u8],
+        h: &mut H,
+    ) -> Result<usize, ParseError> {
         let step = self.scanner.step(&self.delimiter.finder, input);
         self.junk += step.data.len() as u64;
         if let Err(e) = self.skip_garbage(step.used) {
@@ -1222,7 +634,7 @@ impl Parser {
         Ok(step.used)
     }
 
-    fn resync(&mut self, input: &[u8]) -> Result<usize, ParseError> {
+    pub(super) fn resync(&mut self, input: &[u8]) -> Result<usize, ParseError> {
         let step = self.scanner.step(&self.delimiter.finder, input);
         self.skip_garbage(step.used)?;
         self.scanner.commit(input, &step);
@@ -1232,7 +644,7 @@ impl Parser {
         Ok(step.used)
     }
 
-    fn raw<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
+    pub(super) fn raw<H: Handler>(&mut self, input: &[u8], h: &mut H) -> Result<usize, ParseError> {
         let in_frame = self.splitter.in_frame();
         let (used, mark) = self.splitter.scan(input);
         let seen = &input[..used];
@@ -1266,7 +678,7 @@ impl Parser {
 
     /// Appends `input` up to and including the next LF to `self.line`.
     /// Returns whether the line is complete and the bytes consumed.
-    fn read_line(&mut self, input: &[u8]) -> Result<(bool, usize), ParseError> {
+    pub(super) fn read_line(&mut self, input: &[u8]) -> Result<(bool, usize), ParseError> {
         let (used, complete) = match memchr::memchr(b'\n', input) {
             Some(lf) => (lf + 1, true),
             None => (input.len(), false),
@@ -1280,20 +692,20 @@ impl Parser {
 
     /// A body scan or resync matched `\n` + delimiter prefix: read the rest
     /// of its line.
-    fn enter_delimiter_line(&mut self) {
+    pub(super) fn enter_delimiter_line(&mut self) {
         self.line.clear();
         self.line
             .extend_from_slice(self.delimiter.needle().get(1..).unwrap_or_default());
         self.state = State::DelimiterLine;
     }
 
-    fn start_resync<H: Handler>(&mut self, at_line_start: bool, h: &mut H) {
+    pub(super) fn start_resync<H: Handler>(&mut self, at_line_start: bool, h: &mut H) {
         h.event(Event::Resync);
         self.scanner.reset(at_line_start);
         self.state = State::Resync;
     }
 
-    fn skip_garbage(&mut self, n: usize) -> Result<(), ParseError> {
+    pub(super) fn skip_garbage(&mut self, n: usize) -> Result<(), ParseError> {
         self.garbage += n;
         if self.garbage > self.limits.max_garbage {
             return Err(ParseError::NoDelimiter);
@@ -1303,7 +715,11 @@ impl Parser {
 
     /// Body bytes of the current part: counted, remembered for the end
     /// check, and delivered if the handler wants them.
-    fn body_data<H: Handler>(&mut self, data: &[u8], h: &mut H) -> Result<(), ParseError> {
+    pub(super) fn body_data<H: Handler>(
+        &mut self,
+        data: &[u8],
+        h: &mut H,
+    ) -> Result<(), ParseError> {
         if data.is_empty() {
             return Ok(());
         }
@@ -1326,7 +742,7 @@ impl Parser {
         Ok(())
     }
 
-    fn end_part<H: Handler>(&mut self, h: &mut H) {
+    pub(super) fn end_part<H: Handler>(&mut self, h: &mut H) {
         match self.body.sink {
             Sink::Delivering => h.part_end(),
             Sink::Unstarted => h.event(Event::Skipped(SkipReason::Empty)),
@@ -1335,7 +751,7 @@ impl Parser {
         self.body.sink = Sink::Discarding;
     }
 
-    fn abort_part<H: Handler>(&mut self, h: &mut H) {
+    pub(super) fn abort_part<H: Handler>(&mut self, h: &mut H) {
         if self.body.sink == Sink::Delivering {
             h.part_abort();
         }
@@ -1343,22 +759,12 @@ impl Parser {
     }
 }
 
-/// What the bytes after a counted part tell so far.
-enum Trail {
-    /// Line ends, or the beginning of a delimiter: more bytes needed.
-    Pending,
-    /// `\n` + delimiter, its `\n` at this index of the trail.
-    Delimiter(usize),
-    /// Something else: the part does not end at its length.
-    NoDelimiter,
-}
-
-fn is_line_end(byte: u8) -> bool {
+pub(super) fn is_line_end(byte: u8) -> bool {
     byte == b'\r' || byte == b'\n'
 }
 
 /// `line` without its trailing `\n` or `\r\n`.
-fn trim_line_end(line: &[u8]) -> &[u8] {
+pub(super) fn trim_line_end(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
