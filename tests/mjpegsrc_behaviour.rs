@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Element behaviour: release latency, slow downstream, caps, timestamps,
 //! offsets, DISCONT, num-buffers, camera timestamps, stopping while blocked,
 //! stats, bus messages, request headers, proxy.
@@ -9,28 +11,6 @@ use gst::prelude::*;
 use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const B: &str = "frame";
-
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
-    paced(
-        &head_http10(&mjpeg_type(B)),
-        &boundary_after(B, f),
-        f,
-        Some(&delim()),
-        Coding::Identity,
-        base,
-    )
-}
-
-fn with(mut steps: Vec<Step>, more: impl IntoIterator<Item = Step>) -> Vec<Step> {
-    steps.extend(more);
-    steps
-}
 
 fn data(frames: Vec<Frame>) -> Vec<Vec<u8>> {
     frames.into_iter().map(|f| f.data).collect()
@@ -81,7 +61,7 @@ fn latency_boundary_before_frame_released_with_its_last_byte() {
     // ESP32 style: `\r\n--B\r\n` headers JPEG, then nothing until the next
     // frame. The frame must come out now, not when the next frame starts.
     let f = frames(3, 320, 240, 4000);
-    let pre: Vec<Vec<u8>> = f.iter().map(|j| cat(&[&delim(), &std_part(j)])).collect();
+    let pre: Vec<Vec<u8>> = f.iter().map(|j| cat(&[&delim(B), &std_part(j)])).collect();
     let post = vec![Vec::new(); f.len()];
     let (script, gates) = gated(head_http10(&mjpeg_type(B)), pre, post);
     check_gated(script, gates, &f);
@@ -94,7 +74,7 @@ fn latency_boundary_after_frame_released_before_its_delimiter() {
     let f = frames(3, 320, 240, 4010);
     let mut pre: Vec<Vec<u8>> = f.iter().map(|j| std_part(j)).collect();
     pre[0] = cat(&[format!("--{B}\r\n").as_bytes(), &pre[0]]);
-    let post = vec![delim(); f.len()];
+    let post = vec![delim(B); f.len()];
     let (script, gates) = gated(head_http10(&mjpeg_type(B)), pre, post);
     check_gated(script, gates, &f);
 }
@@ -106,7 +86,7 @@ fn latency_without_length_released_at_the_delimiter() {
     let f = frames(3, 320, 240, 4020);
     let mut pre: Vec<Vec<u8>> = f
         .iter()
-        .map(|j| cat(&[b"Content-Type: image/jpeg\r\n\r\n", j, &delim()]))
+        .map(|j| cat(&[b"Content-Type: image/jpeg\r\n\r\n", j, &delim(B)]))
         .collect();
     pre[0] = cat(&[format!("--{B}\r\n").as_bytes(), &pre[0]]);
     let post = vec![Vec::new(); f.len()];
@@ -159,13 +139,13 @@ fn slow_downstream_drops_counted_memory_bounded_newest_flow_after() {
         format!("--{B}\r\n").as_bytes(),
     ]))];
     for j in &burst {
-        script.push(Step::Write(cat(&[&std_part(j), &delim()])));
+        script.push(Step::Write(cat(&[&std_part(j), &delim(B)])));
         // Spread over ~2 s: downstream stays blocked for seconds.
         script.push(Step::Pause(Duration::from_millis(10)));
     }
     script.push(Step::WaitFor(resume.clone()));
     for (j, g) in after.iter().zip(&after_gates) {
-        script.push(Step::Write(cat(&[&std_part(j), &delim()])));
+        script.push(Step::Write(cat(&[&std_part(j), &delim(B)])));
         script.push(Step::WaitFor(g.clone()));
     }
     script.push(Step::Stall);
@@ -356,7 +336,7 @@ fn pts_is_the_running_time_of_the_first_byte() {
             a,
         ])),
         Step::Pause(Duration::from_millis(400)),
-        Step::Write(cat(&[b, &delim()])),
+        Step::Write(cat(&[b, &delim(B)])),
         Step::Stall,
     ]]);
     let src = Src::fast(&cam.url("/")).play();
@@ -453,13 +433,13 @@ fn x_timestamp_becomes_reference_timestamp_meta() {
         h.push_str("\r\n");
         body.extend_from_slice(h.as_bytes());
         body.extend_from_slice(j);
-        body.extend_from_slice(&delim());
+        body.extend_from_slice(&delim(B));
     }
     let mut script = paced(
         &head_http10(&mjpeg_type(B)),
         &body,
         &f,
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Identity,
         0,
     );
@@ -576,7 +556,7 @@ fn stop_is_quick_while_reading_mid_frame() {
 
 #[test]
 fn stop_is_quick_during_backoff() {
-    let port = closed_port();
+    let port = free_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 60_000u32)
         .set("retry-delay-max", 60_000u32)
@@ -607,23 +587,9 @@ fn stop_and_restart() {
 // Stats and bus messages
 // ---------------------------------------------------------------------------
 
-const STATS_U64: &[&str] = &[
-    "frames-received",
-    "frames-pushed",
-    "frames-dropped",
-    "dropped-no-buffer",
-    "dropped-too-big",
-    "dropped-queue-full",
-    "overruns",
-    "reconnects",
-    "bytes-received",
-    "skipped-parts",
-    "resyncs",
-];
-
 fn check_stats_shape(s: &Stats, location: &str, pool: u32) {
     assert_eq!(s.0.name(), "mjpegsrc-stats", "{}", s.0);
-    for f in STATS_U64 {
+    for f in SRC_STATS_U64 {
         s.u64(f);
     }
     let fps = s.f64("fps");
@@ -656,7 +622,7 @@ fn stats_fields_present_and_consistent() {
 
     let s = src.stats();
     check_stats_shape(&s, &url, 6);
-    for f in STATS_U64 {
+    for f in SRC_STATS_U64 {
         assert_eq!(s.u64(f), 0, "{f} before start: {}", s.0);
     }
     assert!(!s.bool("connected"));
@@ -813,7 +779,7 @@ fn user_agent_extra_headers_and_cookies_are_sent() {
 fn http_proxy_with_credentials() {
     // The fake camera acts as the proxy: absolute-form request target and
     // Proxy-Authorization; the origin port itself is closed.
-    let origin = format!("http://127.0.0.1:{}/cam", closed_port());
+    let origin = format!("http://127.0.0.1:{}/cam", free_port());
     let f = frames(2, 320, 240, 5100);
     let want = format!("Basic {}", base64(b"pxuser:pxpass"));
     let script = Mutex::new(Some(with(stream(&f, 0), [Step::Stall])));

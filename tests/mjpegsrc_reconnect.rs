@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Reconnects inside the element: frames before and after a drop, stall,
 //! 5xx, refused connection or EOF; errors where a retry cannot help.
 
@@ -5,29 +7,6 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-
-const B: &str = "frame";
-
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
-/// A paced boundary-after stream of `f` (frame numbers from `base`).
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
-    paced(
-        &head_http10(&mjpeg_type(B)),
-        &boundary_after(B, f),
-        f,
-        Some(&delim()),
-        Coding::Identity,
-        base,
-    )
-}
-
-fn with(mut steps: Vec<Step>, more: impl IntoIterator<Item = Step>) -> Vec<Step> {
-    steps.extend(more);
-    steps
-}
 
 fn status(code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<Step> {
     let mut h: Vec<(&str, &str)> = vec![("Content-Length", "0"), ("Connection", "close")];
@@ -116,13 +95,13 @@ fn close_mid_frame_without_length_then_reconnect() {
     for j in &f[..2] {
         body.extend_from_slice(b"Content-Type: image/jpeg\r\n\r\n");
         body.extend_from_slice(j);
-        body.extend_from_slice(&delim());
+        body.extend_from_slice(&delim(B));
     }
     let mut s1 = paced(
         &head_http10(&mjpeg_type(B)),
         &body,
         &f[..2],
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Identity,
         0,
     );
@@ -226,7 +205,7 @@ fn service_unavailable_at_start_then_ok() {
 
 #[test]
 fn refused_then_up() {
-    let port = closed_port();
+    let port = free_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/stream"))
         .set("retry-delay", 20u32)
         .set("retry-delay-max", 50u32)
@@ -326,7 +305,7 @@ fn not_found_after_the_stream_ran_is_retried() {
 }
 
 fn retries_exhausted(retries: i32) {
-    let port = closed_port();
+    let port = free_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
         .set("retries", retries)
         .play();
@@ -391,7 +370,7 @@ fn retries_exhausted_after_the_stream_ran() {
 #[test]
 fn backoff_grows_to_the_cap() {
     // retry-delay 10 ms doubling up to retry-delay-max 40 ms.
-    let port = closed_port();
+    let port = free_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 10u32)
         .set("retry-delay-max", 40u32)
@@ -511,7 +490,7 @@ fn chunked_terminator_ends_the_stream() {
         &head_http11_chunked(&mjpeg_type(B)),
         &boundary_after(B, &f[..2]),
         &f[..2],
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Chunked(64),
         0,
     );

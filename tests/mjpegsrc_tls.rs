@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! HTTPS with a self-signed certificate (fresh per test, via rcgen):
 //! `ssl-strict=false` accepts it, the default refuses it.
 
@@ -7,14 +9,13 @@ use common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const B: &str = "frame";
-
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
+/// A paced chunked boundary-before stream over HTTP/1.1, then a stall.
+fn chunked_stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
     let mut s = paced(
         &head_http11_chunked(&mjpeg_type(B)),
         &boundary_before(B, f),
         f,
-        Some(format!("\r\n--{B}\r\n").as_bytes()),
+        Some(&delim(B)),
         Coding::Chunked(100),
         base,
     );
@@ -25,7 +26,7 @@ fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
 #[test]
 fn self_signed_accepted_with_ssl_strict_false() {
     let f = frames(4, 320, 240, 3000);
-    let cam = FakeCamera::scripted_tls(vec![stream(&f, 0)]);
+    let cam = FakeCamera::scripted_tls(vec![chunked_stream(&f, 0)]);
     let src = Src::fast(&cam.https_url("/stream"))
         .set("ssl-strict", false)
         .paced_by(&cam)
@@ -45,7 +46,11 @@ fn self_signed_refused_by_default() {
     // Default ssl-strict=true: the handshake must fail, with an error or with
     // reconnect attempts that keep failing; never a frame.
     let f = frames(2, 320, 240, 3010);
-    let cam = FakeCamera::scripted_tls(vec![stream(&f, 0), stream(&f, 0), stream(&f, 0)]);
+    let cam = FakeCamera::scripted_tls(vec![
+        chunked_stream(&f, 0),
+        chunked_stream(&f, 0),
+        chunked_stream(&f, 0),
+    ]);
     let src = Src::fast(&cam.https_url("/stream"))
         .set("retry-delay", 50u32)
         .play();

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! One test per row of `WIRE.md` ("What mjpegsrc must read"): a fake camera
 //! writes the exact bytes of each variant; the frames must come out
 //! byte-identical and the stats counters exact.
@@ -16,12 +18,6 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-
-const B: &str = "frame";
-
-fn delim(b: &str) -> Vec<u8> {
-    format!("\r\n--{b}\r\n").into_bytes()
-}
 
 /// Part bytes: each header line followed by `eol`, a blank line, the body.
 fn part(headers: &[&str], eol: &str, body: &[u8]) -> Vec<u8> {
