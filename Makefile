@@ -96,7 +96,7 @@ test-install: integration-deps
 bench: deps
 	$(CARGO) bench --bench parser
 
-## Soak: a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
+## Soak (bench/soak.rs): a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
 SOAK_MINUTES ?= 10
 .PHONY: soak
 soak: deps
