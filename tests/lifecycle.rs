@@ -505,16 +505,16 @@ fn mjpegsrc_pause_play_cycles() {
         });
         assert_eq!(got.data, f[0], "cycle {i}");
         pause.time(|| {
-            src.pipeline
+            src.pipeline()
                 .set_state(gst::State::Paused)
                 .expect("PLAYING -> PAUSED")
         });
         resume.time(|| {
-            src.pipeline
+            src.pipeline()
                 .set_state(gst::State::Playing)
                 .expect("PAUSED -> PLAYING")
         });
-        drain(&src.pipeline.bus().expect("bus"), i);
+        drain(&src.pipeline().bus().expect("bus"), i);
         dog.pet();
     }
     pause.check("PLAYING->PAUSED");
@@ -678,7 +678,7 @@ fn relay_cycles_with_clients() {
 fn unlock_latency(src: &Src) -> Duration {
     assert_eq!(src.src_pad().task_state(), gst::TaskState::Started);
     let t = Instant::now();
-    src.pipeline
+    src.pipeline()
         .set_state(gst::State::Paused)
         .expect("PLAYING -> PAUSED");
     t.elapsed()
@@ -801,7 +801,7 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
     let unlock = unlock_latency(&src);
     eprintln!("unlock while waiting for a frame: {unlock:?}");
     assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
-    src.pipeline.set_state(gst::State::Playing).expect("play");
+    src.pipeline().set_state(gst::State::Playing).expect("play");
     gates[0].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[1..2]);
 
@@ -809,7 +809,7 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
     let unlock = unlock_latency(&src);
     eprintln!("unlock while waiting for a frame (again): {unlock:?}");
     assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
-    src.pipeline.set_state(gst::State::Playing).expect("play");
+    src.pipeline().set_state(gst::State::Playing).expect("play");
     gates[1].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[2..]);
     let stop = src.stop();

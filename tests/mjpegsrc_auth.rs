@@ -58,7 +58,7 @@ fn basic_auth_with_user_id_and_user_pw() {
         "s3cret:pw",
         vec![with(stream(&f, 0), [Step::Stall])],
     );
-    let src = Src::for_camera(&cam, "/video")
+    let src = Src::harness_for_camera(&cam, "/video")
         .set("user-id", "admin")
         .set("user-pw", "s3cret:pw")
         .play();
@@ -72,7 +72,7 @@ fn basic_auth_with_user_id_and_user_pw() {
 #[test]
 fn basic_auth_wrong_password_is_not_authorized() {
     let cam = basic_camera("admin", "right", vec![]);
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "wrong")
         .play();
@@ -90,7 +90,7 @@ fn basic_auth_credentials_in_url_userinfo() {
     let f = frames(3, 320, 240, 2010);
     let cam = basic_camera("us@er", "p:ss w", vec![with(stream(&f, 0), [Step::Stall])]);
     let url = format!("http://us%40er:p%3Ass%20w@127.0.0.1:{}/video", cam.port());
-    let src = Src::fast(&url).paced_by(&cam).play();
+    let src = Src::fast_harness(&url).paced_by(&cam).play();
     let data: Vec<Vec<u8>> = src.frames(3).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     for r in cam.take_requests() {
@@ -108,7 +108,7 @@ fn credentials_unused_when_the_camera_does_not_ask() {
     // the open stream works as is.
     let f = frames(2, 320, 240, 2020);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -338,7 +338,7 @@ fn digest_auth_qop_auth() {
         vec![with(stream(&f, 0), [Step::Stall])],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pa ss")
         .play();
@@ -370,7 +370,7 @@ fn digest_camera_never_sees_the_password_in_basic() {
         vec![with(stream(&f, 0), [Step::Stall])],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -394,7 +394,7 @@ fn digest_camera_never_sees_the_password_in_basic() {
 fn digest_wrong_password_is_not_authorized() {
     let dc = DigestCamera::new("admin", "right", false, vec![]);
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "wrong")
         .play();
@@ -423,7 +423,7 @@ fn digest_credentials_in_url_userinfo() {
     );
     let cam = digest_camera(dc.clone());
     let url = format!("http://admin:p%40ss@127.0.0.1:{}{DAHUA_PATH}", cam.port());
-    let src = Src::fast(&url).paced_by(&cam).play();
+    let src = Src::fast_harness(&url).paced_by(&cam).play();
     let data: Vec<Vec<u8>> = src.frames(3).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     assert_eq!(lock(&dc.state).accepted.len(), 1);
@@ -446,7 +446,7 @@ fn digest_reconnects_keep_nonce_counts_increasing() {
         ],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -480,7 +480,7 @@ fn digest_stale_nonce_after_reconnect() {
         ],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -504,7 +504,7 @@ fn digest_style(style: Style, seed: u32) {
         vec![with(stream(&f, 0), [Step::Stall])],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, "/axis-cgi/mjpg/video.cgi?resolution=640x480")
+    let src = Src::harness_for_camera(&cam, "/axis-cgi/mjpg/video.cgi?resolution=640x480")
         .set("user-id", "root")
         .set("user-pw", "pass")
         .play();
@@ -543,7 +543,7 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
         ],
         _ => unauthorized("Basic realm=\"cam\""),
     });
-    let src = Src::fast(&cam.url("/"))
+    let src = Src::fast_harness(&cam.url("/"))
         .set("user-id", "admin")
         .set("user-pw", "secret")
         .paced_by(&other)
@@ -585,7 +585,7 @@ fn digest_after_a_same_origin_redirect() {
             dc.handle(req)
         }
     });
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();

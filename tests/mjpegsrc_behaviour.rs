@@ -38,7 +38,7 @@ fn gated(head: Vec<u8>, pre: Vec<Vec<u8>>, post: Vec<Vec<u8>>) -> (Vec<Step>, Ve
 
 fn check_gated(script: Vec<Step>, gates: Vec<Gate>, f: &[Vec<u8>]) {
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     for (k, (g, want)) in gates.iter().zip(f).enumerate() {
         // The camera is holding everything after frame k's last byte.
         let t = Instant::now();
@@ -341,7 +341,7 @@ fn pts_is_the_running_time_of_the_first_byte() {
     ]]);
     let src = Src::fast(&cam.url("/")).play();
     let f = src.frames(1).remove(0);
-    let now = src.pipeline.current_running_time().expect("running time");
+    let now = src.pipeline().current_running_time().expect("running time");
     let pts = f.pts().expect("pts");
     assert_eq!(f.data, j);
     assert!(
@@ -363,7 +363,7 @@ fn pts_running_time_monotonic_offsets_sequential() {
     // Paced: each frame's first byte arrives after the previous frame was
     // pulled, so PTS strictly increase.
     assert!(pts.windows(2).all(|w| w[0] < w[1]), "PTS increase: {pts:?}");
-    let now = src.pipeline.current_running_time().expect("running time");
+    let now = src.pipeline().current_running_time().expect("running time");
     assert!(
         *pts.last().expect("pts") <= now,
         "PTS {pts:?} in the future of {now}"
@@ -382,7 +382,7 @@ fn discont_on_first_buffer_after_reconnect_only() {
         with(stream(&f[..2], 0), [Step::Close]),
         with(stream(&f[2..], 2), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(4);
     let flags: Vec<bool> = got.iter().map(|f| f.discont()).collect();
     assert_eq!(
@@ -398,7 +398,9 @@ fn discont_on_first_buffer_after_reconnect_only() {
 fn num_buffers_then_eos() {
     let f = frames(6, 320, 240, 4500);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").set("num-buffers", 3i32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("num-buffers", 3i32)
+        .play();
     assert_frames(&data(src.frames(3)), &f[..3]);
     assert!(
         src.eos(WAIT),
@@ -406,7 +408,7 @@ fn num_buffers_then_eos() {
         src.posted_error()
     );
     assert!(src.frame(Duration::from_millis(200)).is_none());
-    assert!(src.sink.is_eos());
+    assert!(src.is_eos());
 }
 
 #[test]
@@ -445,7 +447,7 @@ fn x_timestamp_becomes_reference_timestamp_meta() {
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(6);
     let metas: Vec<Option<gst::ClockTime>> = got
         .iter()
@@ -500,7 +502,7 @@ fn assert_quick_stop(src: &Src, what: &str) {
 fn stop_is_quick_while_waiting_for_the_response() {
     // The camera reads the request and never answers.
     let cam = FakeCamera::scripted(vec![vec![Step::Stall]]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     cam.next_request(WAIT).expect("the request");
     assert_quick_stop(&src, "waiting for response headers");
 }
@@ -520,7 +522,7 @@ fn stop_is_quick_while_tcp_connect_hangs() {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })
         .collect();
-    let src = Src::fast(&format!("http://{addr}/")).play();
+    let src = Src::fast_harness(&format!("http://{addr}/")).play();
     // Whatever the element is doing now (connecting, backing off), stopping
     // must be quick.
     assert!(src.frame(Duration::from_millis(500)).is_none());
@@ -532,7 +534,7 @@ fn stop_is_quick_while_tcp_connect_hangs() {
 fn stop_is_quick_while_reading() {
     let f = frames(1, 320, 240, 4700);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     src.frames(1);
     assert_quick_stop(&src, "reading a stalled stream");
 }
@@ -549,7 +551,7 @@ fn stop_is_quick_while_reading_mid_frame() {
         ])),
         Step::Stall,
     ]]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     src.wait_stats("bytes in", |s| s.u64("bytes-received") > 0);
     assert_quick_stop(&src, "in the middle of a frame");
 }
@@ -557,7 +559,7 @@ fn stop_is_quick_while_reading_mid_frame() {
 #[test]
 fn stop_is_quick_during_backoff() {
     let port = free_port();
-    let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
+    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 60_000u32)
         .set("retry-delay-max", 60_000u32)
         .play();
@@ -576,7 +578,7 @@ fn stop_and_restart() {
         with(stream(&f[..1], 0), [Step::Stall]),
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     assert_frames(&data(src.frames(1)), &f[..1]);
     assert_quick_stop(&src, "streaming");
     let src = src.play();
@@ -618,7 +620,7 @@ fn stats_fields_present_and_consistent() {
         [Step::WaitFor(close.clone()), Step::Close],
     )]);
     let url = cam.url("/s");
-    let src = Src::for_camera(&cam, "/s").set("pool-size", 6u32);
+    let src = Src::harness_for_camera(&cam, "/s").set("pool-size", 6u32);
 
     let s = src.stats();
     check_stats_shape(&s, &url, 6);
@@ -675,7 +677,7 @@ fn connected_and_reconnect_messages() {
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
     let url = cam.url("/live");
-    let src = Src::for_camera(&cam, "/live")
+    let src = Src::harness_for_camera(&cam, "/live")
         .set("retry-delay-max", 100u32)
         .play();
     let c = src
@@ -721,7 +723,7 @@ fn connected_and_reconnect_messages() {
 fn first_request(props: &[(&str, glib::Value)]) -> Request {
     let f = frames(1, 320, 240, 5000);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let mut src = Src::for_camera(&cam, "/req");
+    let mut src = Src::harness_for_camera(&cam, "/req");
     for (k, v) in props {
         src = src.set(k, v.clone());
     }
@@ -799,7 +801,7 @@ fn http_proxy_with_credentials() {
             ))]
         }
     });
-    let src = Src::fast(&origin)
+    let src = Src::fast_harness(&origin)
         .set("proxy", format!("http://127.0.0.1:{}", proxy.port()))
         .set("proxy-id", "pxuser")
         .set("proxy-pw", "pxpass")
@@ -818,7 +820,7 @@ fn live_by_default_and_not_live_on_request() {
     let cam = FakeCamera::scripted(vec![vec![Step::Stall], vec![Step::Stall]]);
     let src = Src::fast(&cam.url("/"));
     assert_eq!(
-        src.pipeline.set_state(gst::State::Paused),
+        src.pipeline().set_state(gst::State::Paused),
         Ok(gst::StateChangeSuccess::NoPreroll),
         "a live source does not preroll"
     );
@@ -836,7 +838,7 @@ fn live_by_default_and_not_live_on_request() {
             .expect("BaseSrc")
             .is_live()
     );
-    let r = src.pipeline.set_state(gst::State::Paused);
+    let r = src.pipeline().set_state(gst::State::Paused);
     assert_eq!(
         r,
         Ok(gst::StateChangeSuccess::Async),
@@ -851,7 +853,7 @@ fn stats_snapshots_are_consistent_while_streaming() {
     // be pushed before it was received.
     let f = frames(300, 160, 120, 5200);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let mut bad = Vec::new();
     for (i, want) in f.iter().enumerate() {
         let fr = src.frame(WAIT).expect("frame");
@@ -875,7 +877,7 @@ fn stats_snapshots_are_consistent_while_streaming() {
 }
 
 fn start_fails(src: Src, what: &str) {
-    let r = src.pipeline.set_state(gst::State::Playing);
+    let r = src.pipeline().set_state(gst::State::Playing);
     let err = src.error(WAIT);
     assert!(
         r.is_err() || err.is_some(),

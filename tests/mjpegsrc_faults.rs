@@ -105,7 +105,7 @@ impl Posted {
     fn install(src: &Src) -> Self {
         let p = Posted::default();
         let log = p.0.clone();
-        src.pipeline
+        src.pipeline()
             .bus()
             .expect("bus")
             .set_sync_handler(move |_, m| {

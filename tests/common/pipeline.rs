@@ -84,12 +84,25 @@ impl Stats {
     }
 }
 
-/// `mjpegsrc ! appsink` in a pipeline, with a bounded way to wait for every
-/// observable: frames, bus messages, stats.
+/// Where the element under test runs.
+enum Host {
+    /// `mjpegsrc ! appsink` in a pipeline: for what needs a pipeline
+    /// (running time, state changes of a bin, downstream back-pressure).
+    Pipeline {
+        pipeline: gst::Pipeline,
+        sink: gst_app::AppSink,
+    },
+    /// `gst_check::Harness::new("mjpegsrc")`: the element alone, its
+    /// buffers pulled from the harness, its messages on a bus of its own.
+    Harness(Mutex<gst_check::Harness>),
+}
+
+/// mjpegsrc in a pipeline ([`Src::new`]) or a gst-check harness
+/// ([`Src::harness`]), with a bounded way to wait for every observable:
+/// frames, bus messages, stats.
 pub struct Src {
-    pub pipeline: gst::Pipeline,
     pub element: gst::Element,
-    pub sink: gst_app::AppSink,
+    host: Host,
     bus: gst::Bus,
     /// Every bus message seen, with a taken flag.
     seen: Mutex<Vec<(gst::Message, bool)>>,
@@ -108,9 +121,28 @@ impl Src {
         sink.set_enable_last_sample(false);
         let bus = pipeline.bus().expect("pipeline bus");
         Self {
-            pipeline,
             element,
-            sink,
+            host: Host::Pipeline { pipeline, sink },
+            bus,
+            seen: Mutex::new(Vec::new()),
+            pacers: Vec::new(),
+        }
+    }
+
+    /// The element in `Harness::new("mjpegsrc")` with `location` set and
+    /// every other property at its default; the harness runs on the system
+    /// clock (live timestamps) and the element posts to a bus of its own.
+    pub fn harness(location: &str) -> Self {
+        init();
+        let mut h = gst_check::Harness::new("mjpegsrc");
+        h.use_systemclock();
+        let element = h.element().expect("the harnessed mjpegsrc");
+        element.set_property("location", location);
+        let bus = gst::Bus::new();
+        element.set_bus(Some(&bus));
+        Self {
+            element,
+            host: Host::Harness(Mutex::new(h)),
             bus,
             seen: Mutex::new(Vec::new()),
             pacers: Vec::new(),
@@ -120,8 +152,21 @@ impl Src {
     /// Short timings for tests: retry-delay 10 ms (max 100 ms), a pool large
     /// enough that paced tests never run out of buffers.
     pub fn fast(location: &str) -> Self {
-        Self::new(location)
-            .set("retry-delay", 10u32)
+        Self::new(location).fast_settings()
+    }
+
+    /// [`Src::fast`] in a harness.
+    pub fn fast_harness(location: &str) -> Self {
+        Self::harness(location).fast_settings()
+    }
+
+    /// [`Src::for_camera`] in a harness.
+    pub fn harness_for_camera(cam: &FakeCamera, path: &str) -> Self {
+        Self::fast_harness(&cam.url(path)).paced_by(cam)
+    }
+
+    fn fast_settings(self) -> Self {
+        self.set("retry-delay", 10u32)
             .set("retry-delay-max", 100u32)
             .set("pool-size", 16u32)
             .set("max-frame-size", 1024u32 * 1024)
@@ -147,20 +192,95 @@ impl Src {
         self.element.static_pad("src").expect("src pad")
     }
 
+    /// The pipeline (panics for a harnessed element).
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        match &self.host {
+            Host::Pipeline { pipeline, .. } => pipeline,
+            Host::Harness(_) => panic!("this Src runs in a harness, not a pipeline"),
+        }
+    }
+
+    /// The appsink (panics for a harnessed element).
+    pub fn appsink(&self) -> &gst_app::AppSink {
+        match &self.host {
+            Host::Pipeline { sink, .. } => sink,
+            Host::Harness(_) => panic!("this Src runs in a harness, not a pipeline"),
+        }
+    }
+
+    /// The pipeline or the harnessed element, for state changes.
+    fn top(&self) -> gst::Element {
+        match &self.host {
+            Host::Pipeline { pipeline, .. } => pipeline.clone().upcast(),
+            Host::Harness(_) => self.element.clone(),
+        }
+    }
+
     pub fn play(self) -> Self {
-        self.pipeline
-            .set_state(gst::State::Playing)
-            .expect("set pipeline to PLAYING");
+        match &self.host {
+            Host::Pipeline { pipeline, .. } => {
+                pipeline
+                    .set_state(gst::State::Playing)
+                    .expect("set pipeline to PLAYING");
+            }
+            Host::Harness(h) => lock(h).play(),
+        }
         self
     }
 
-    /// Set the pipeline to NULL; how long that took.
+    /// Set the pipeline (or the harnessed element) to NULL; how long that
+    /// took.
     pub fn stop(&self) -> Duration {
+        let top = self.top();
         let t = Instant::now();
-        self.pipeline
-            .set_state(gst::State::Null)
-            .expect("set pipeline to NULL");
+        top.set_state(gst::State::Null).expect("set to NULL");
         t.elapsed()
+    }
+
+    /// Whether EOS reached the appsink or the harness.
+    pub fn is_eos(&self) -> bool {
+        match &self.host {
+            Host::Pipeline { sink, .. } => sink.is_eos(),
+            Host::Harness(h) => lock(h)
+                .sinkpad()
+                .is_some_and(|p| p.sticky_event::<gst::event::Eos>(0).is_some()),
+        }
+    }
+
+    /// The next buffer (deep copy: the test never holds a buffer of the
+    /// element's pool, so keeping frames cannot starve it) with its caps,
+    /// waiting at most `step`.
+    fn pull(&self, step: Duration) -> Option<(gst::Buffer, Option<gst::Caps>)> {
+        match &self.host {
+            Host::Pipeline { sink, .. } => {
+                let sample =
+                    sink.try_pull_sample(gst::ClockTime::from_nseconds(step.as_nanos() as u64))?;
+                let buffer = sample
+                    .buffer()
+                    .expect("sample without buffer")
+                    .copy_deep()
+                    .expect("deep copy of the buffer");
+                Some((buffer, sample.caps_owned()))
+            }
+            Host::Harness(h) => {
+                // gst_harness_pull waits up to 60 s: poll within `step`.
+                let deadline = Instant::now() + step;
+                loop {
+                    let mut h = lock(h);
+                    if let Some(b) = h.try_pull() {
+                        let buffer = b.copy_deep().expect("deep copy of the buffer");
+                        drop(b);
+                        let caps = h.sinkpad().and_then(|p| p.current_caps());
+                        return Some((buffer, caps));
+                    }
+                    drop(h);
+                    if Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
     }
 
     fn drain_bus(&self) {
@@ -185,19 +305,7 @@ impl Src {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let step = left.min(Duration::from_millis(100));
-            if let Some(sample) = self
-                .sink
-                .try_pull_sample(gst::ClockTime::from_nseconds(step.as_nanos() as u64))
-            {
-                // A deep copy: the test never holds a buffer of the
-                // element's pool, so keeping frames cannot starve it.
-                let buffer = sample
-                    .buffer()
-                    .expect("sample without buffer")
-                    .copy_deep()
-                    .expect("deep copy of the buffer");
-                let caps = sample.caps_owned();
-                drop(sample);
+            if let Some((buffer, caps)) = self.pull(step) {
                 let data = buffer
                     .map_readable()
                     .expect("map buffer readable")
@@ -208,7 +316,7 @@ impl Src {
                 }
                 return Some(Frame { buffer, data, caps });
             }
-            if self.sink.is_eos() || self.posted_error().is_some() || left.is_zero() {
+            if self.is_eos() || self.posted_error().is_some() || left.is_zero() {
                 return None;
             }
         }
@@ -222,7 +330,7 @@ impl Src {
                 Some(f) => out.push(f),
                 None => panic!(
                     "frame {i} of {n} did not arrive (eos {}, error {:?}, got {:?}), stats {}",
-                    self.sink.is_eos(),
+                    self.is_eos(),
                     self.posted_error(),
                     out,
                     self.stats().0
@@ -304,10 +412,15 @@ impl Src {
         }
     }
 
-    /// Wait for EOS on the bus.
+    /// Wait for EOS: the pipeline's EOS message (every sink got EOS), or the
+    /// EOS event at the harness.
     pub fn eos(&self, timeout: Duration) -> bool {
-        self.message(timeout, |m| matches!(m.view(), gst::MessageView::Eos(_)))
-            .is_some()
+        match &self.host {
+            Host::Pipeline { .. } => self
+                .message(timeout, |m| matches!(m.view(), gst::MessageView::Eos(_)))
+                .is_some(),
+            Host::Harness(_) => super::wait_for(timeout, || self.is_eos()),
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -333,7 +446,7 @@ impl Src {
 
 impl Drop for Src {
     fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        let _ = self.top().set_state(gst::State::Null);
     }
 }
 
