@@ -166,14 +166,14 @@ pub fn stream_frames(port: u16, path: &str, n: usize, headers: &[(&str, &str)]) 
     resp
 }
 
-/// Whether `data` is one whole JPEG.
-
+/// Lower-case hex MD5 of `s` (Digest auth).
 pub fn md5_hex(s: &str) -> String {
     use md5::Digest;
     let d = md5::Md5::digest(s.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Standard base64 of `data` (Basic auth).
 pub fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)

@@ -91,10 +91,6 @@ impl Drop for TempDir {
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0,
 /// then released): connecting to it is refused until something binds it
 /// again; also for programs that take a port number rather than a socket.
-
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0,
-/// then released): connecting to it is refused until something binds it
-/// again; also for programs that take a port number rather than a socket.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
