@@ -333,3 +333,43 @@ fn extraction_joins_continued_lines_and_reads_variables() {
     assert_eq!(cases[0].env, [("GST_DEBUG".into(), "mjpegsrc:5".into())]);
     assert_eq!(cases[0].args, ["a", "!", "b"]);
 }
+
+/// The Rust code blocks of the README's gst-check section are, byte for
+/// byte, the bodies of the modules of `tests/readme_gstcheck.rs` (indented
+/// one level there), so the README shows exactly what the suite runs.
+#[test]
+fn gst_check_snippets_are_the_tested_code() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let tested = std::fs::read_to_string(format!("{root}/tests/readme_gstcheck.rs"))
+        .expect("tests/readme_gstcheck.rs");
+    let section = readme
+        .split_once("\n## Testing your pipeline with gst-check\n")
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or(rest))
+        .expect("README section \"Testing your pipeline with gst-check\"");
+    let blocks: Vec<&str> = section
+        .split("```rust\n")
+        .skip(1)
+        .map(|b| b.split_once("\n```").expect("closed code block").0)
+        .collect();
+    let modules = tested.matches("\nmod ").count();
+    assert_eq!(blocks.len(), 2, "one gst-check test per element");
+    assert_eq!(blocks.len(), modules, "a README block per tested module");
+    for block in blocks {
+        let indented: Vec<String> = block
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("    {l}")
+                }
+            })
+            .collect();
+        let module_body = format!(" {{\n{}\n}}\n", indented.join("\n"));
+        assert!(
+            tested.contains(&module_body),
+            "README block not in tests/readme_gstcheck.rs as a module body:\n{block}"
+        );
+    }
+}
