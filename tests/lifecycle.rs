@@ -18,8 +18,8 @@ use common::*;
 use gst::prelude::*;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -40,12 +40,6 @@ const RSS_GROWTH_BOUND: u64 = 4 * 1024 * 1024;
 const UNLOCK_BOUND: Duration = Duration::from_millis(100);
 /// No progress for this long aborts the test binary: a hang fails loudly.
 const WATCHDOG: Duration = Duration::from_secs(60);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn cycles() -> usize {
     std::env::var("MJPEG_LIFECYCLE_CYCLES")
@@ -373,10 +367,6 @@ fn sink_pipeline(port: u16) -> (gst::Pipeline, gst_app::AppSrc, gst::Element) {
     p.add_many([appsrc.upcast_ref(), &sink]).expect("add");
     appsrc.link(&sink).expect("link");
     (p, appsrc, sink)
-}
-
-fn current_port(sink: &gst::Element) -> u16 {
-    u16::try_from(sink.property::<i32>("current-port")).expect("port")
 }
 
 // ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,6 @@ use gst::prelude::*;
 
 /// Upper bound for any single wait.
 const WAIT: Duration = Duration::from_secs(15);
-/// Interval of every bounded polling loop.
-const POLL: Duration = Duration::from_millis(10);
 /// The pipeline's frame rate.
 const FPS: f64 = 30.0;
 /// Well-behaved stream readers next to every attack.
@@ -54,26 +52,6 @@ const RSS_SLACK_KB: u64 = 12 * 1024;
 /// hyper's header read timeout in the server.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BOUNDARY: &str = "boundarydonotcross";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Poll `f` every `POLL` until it returns `Some`, for at most `limit`.
-fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 fn hash(data: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();

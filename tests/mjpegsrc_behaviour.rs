@@ -12,10 +12,6 @@ use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn data(frames: Vec<Frame>) -> Vec<Vec<u8>> {
-    frames.into_iter().map(|f| f.data).collect()
-}
-
 // ---------------------------------------------------------------------------
 // Release latency: a frame is pushed before the server sends anything more
 // ---------------------------------------------------------------------------
@@ -401,7 +397,7 @@ fn num_buffers_then_eos() {
     let src = Src::harness_for_camera(&cam, "/")
         .set("num-buffers", 3i32)
         .play();
-    assert_frames(&data(src.frames(3)), &f[..3]);
+    assert_frames(&data(&src.frames(3)), &f[..3]);
     assert!(
         src.eos(WAIT),
         "EOS after num-buffers: {:?}",
@@ -579,10 +575,10 @@ fn stop_and_restart() {
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
     let src = Src::harness_for_camera(&cam, "/").play();
-    assert_frames(&data(src.frames(1)), &f[..1]);
+    assert_frames(&data(&src.frames(1)), &f[..1]);
     assert_quick_stop(&src, "streaming");
     let src = src.play();
-    assert_frames(&data(src.frames(1)), &f[1..]);
+    assert_frames(&data(&src.frames(1)), &f[1..]);
 }
 
 // ---------------------------------------------------------------------------
@@ -631,7 +627,7 @@ fn stats_fields_present_and_consistent() {
     assert_eq!(s.str("last-reconnect-reason"), "");
 
     let src = src.play();
-    assert_frames(&data(src.frames(10)), &f);
+    assert_frames(&data(&src.frames(10)), &f);
     let s = src.wait_stats("all received and pushed", |s| {
         s.u64("frames-pushed") >= 10 && s.u64("frames-received") >= 10
     });
@@ -807,7 +803,7 @@ fn http_proxy_with_credentials() {
         .set("proxy-pw", "pxpass")
         .paced_by(&proxy)
         .play();
-    assert_frames(&data(src.frames(2)), &f);
+    assert_frames(&data(&src.frames(2)), &f);
     let targets = lock(&seen).clone();
     assert!(
         targets.iter().all(|t| t == &origin),

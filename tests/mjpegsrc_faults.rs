@@ -202,10 +202,6 @@ fn src_for(cam: &FakeCamera) -> Src {
         .set("retry-delay-max", 4 * DELAY_MS)
 }
 
-fn data(frames: &[Frame]) -> Vec<Vec<u8>> {
-    frames.iter().map(|f| f.data.clone()).collect()
-}
-
 /// Offsets 1..=n (nothing counted as lost) and DISCONT on the first buffer
 /// and on `first_after` only.
 fn assert_flags(what: &str, got: &[Frame], first_after: usize) {

@@ -77,8 +77,7 @@ fn serve(
     let cam = FakeCamera::scripted(vec![script]);
     let src = Src::harness_for_camera(&cam, "/stream").play();
     let got = src.frames(frames.len());
-    let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
-    assert_frames(&data, frames);
+    assert_frames(&data(&got), frames);
     // Nothing was lost: only the first buffer may be DISCONT; offsets are
     // consecutive sequence numbers.
     assert_continuous(&got);

@@ -47,12 +47,6 @@ fn camera() -> (gst::Pipeline, gst::Element, Arc<Mutex<Vec<Vec<u8>>>>) {
     (server, sink, sent)
 }
 
-fn port(sink: &gst::Element) -> i32 {
-    let p: i32 = sink.property("current-port");
-    assert!(p > 0, "sink bound no port");
-    p
-}
-
 fn reader(url: &str) -> (gst::Pipeline, gst_app::AppSink) {
     let p = launch(&format!(
         "mjpegsrc location={url} retry-delay=10 ! appsink name=out sync=false"
@@ -84,7 +78,7 @@ fn pull_frames(appsink: &gst_app::AppSink, n: usize) -> Vec<Vec<u8>> {
 fn sink_to_src_byte_identical() {
     init();
     let (server, sink, sent) = camera();
-    let url = format!("http://127.0.0.1:{}/stream", port(&sink));
+    let url = format!("http://127.0.0.1:{}/stream", current_port(&sink));
     let (client, appsink) = reader(&url);
     wait_until("the client", &[&server, &client], || {
         stat_u64(&sink, "clients") == 1
@@ -104,13 +98,13 @@ fn sink_to_src_byte_identical() {
 fn relay_byte_identical() {
     init();
     let (server, sink, sent) = camera();
-    let camera_url = format!("http://127.0.0.1:{}/stream", port(&sink));
+    let camera_url = format!("http://127.0.0.1:{}/stream", current_port(&sink));
     let relay = launch(&format!(
         "mjpegsrc location={camera_url} retry-delay=10 ! mjpegsink name=relay host=127.0.0.1 port=0"
     ));
     relay.set_state(gst::State::Playing).expect("playing");
     let relay_sink = relay.by_name("relay").expect("relay sink");
-    let relay_url = format!("http://127.0.0.1:{}/stream", port(&relay_sink));
+    let relay_url = format!("http://127.0.0.1:{}/stream", current_port(&relay_sink));
     wait_until("the relay", &[&server, &relay], || {
         stat_u64(&sink, "clients") == 1
     });

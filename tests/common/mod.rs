@@ -44,7 +44,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// Upper bound of waits on child processes, real encoders and proxies.
 pub const LONG_WAIT: Duration = Duration::from_secs(30);
 /// Poll period of bounded waits.
-pub const POLL: Duration = Duration::from_millis(20);
+pub const POLL: Duration = Duration::from_millis(10);
 
 /// Initialise GStreamer and register the plugin statically, once.
 pub fn init() {
@@ -60,18 +60,30 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Poll `cond` every [`POLL`] until it holds; false after `timeout`.
-pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
+/// Poll `f` every [`POLL`] until it returns `Some`, for at most `limit`.
+pub fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
     loop {
-        if cond() {
-            return true;
+        if let Some(v) = f() {
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            return false;
+            return None;
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// Poll `cond` every [`POLL`] until it holds; false after `timeout`.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    poll_until(timeout, || cond().then_some(())).is_some()
+}
+
+/// Serialise the tests of one binary that measure the process (memory,
+/// file descriptors, timing): hold the guard for the whole test.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    lock(&SERIAL)
 }
 
 /// Like [`wait_for`] bounded by [`WAIT`]; panics naming `what` if `cond`

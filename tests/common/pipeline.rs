@@ -56,31 +56,30 @@ impl std::fmt::Debug for Frame {
 pub struct Stats(pub gst::Structure);
 
 impl Stats {
+    /// Field `f` as a `T`; panics naming the field and the structure.
+    pub fn get<T>(&self, f: &str) -> T
+    where
+        T: for<'a> glib::value::FromValue<'a> + 'static,
+    {
+        self.0.get::<T>(f).unwrap_or_else(|e| {
+            let ty = std::any::type_name::<T>();
+            panic!("stats field {f} ({ty}): {e:?} in {}", self.0)
+        })
+    }
     pub fn u64(&self, f: &str) -> u64 {
-        self.0
-            .get::<u64>(f)
-            .unwrap_or_else(|e| panic!("stats field {f} (u64): {e:?} in {}", self.0))
+        self.get(f)
     }
     pub fn u32(&self, f: &str) -> u32 {
-        self.0
-            .get::<u32>(f)
-            .unwrap_or_else(|e| panic!("stats field {f} (u32): {e:?} in {}", self.0))
+        self.get(f)
     }
     pub fn f64(&self, f: &str) -> f64 {
-        self.0
-            .get::<f64>(f)
-            .unwrap_or_else(|e| panic!("stats field {f} (f64): {e:?} in {}", self.0))
+        self.get(f)
     }
     pub fn bool(&self, f: &str) -> bool {
-        self.0
-            .get::<bool>(f)
-            .unwrap_or_else(|e| panic!("stats field {f} (bool): {e:?} in {}", self.0))
+        self.get(f)
     }
     pub fn str(&self, f: &str) -> String {
-        self.0
-            .get::<Option<String>>(f)
-            .unwrap_or_else(|e| panic!("stats field {f} (str): {e:?} in {}", self.0))
-            .unwrap_or_default()
+        self.get::<Option<String>>(f).unwrap_or_default()
     }
 }
 
@@ -512,6 +511,18 @@ pub fn pull_until(appsink: &gst_app::AppSink, deadline: Instant) -> Option<gst::
 pub fn sample_size(sample: &gst::Sample) -> Option<(i32, i32)> {
     let s = sample.caps()?.structure(0)?;
     Some((s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?))
+}
+
+/// The port an mjpegsink bound (`current-port`), which must be one.
+pub fn current_port(sink: &gst::Element) -> u16 {
+    let p = sink.property::<i32>("current-port");
+    assert!(p > 0, "the sink bound no port ({p})");
+    p as u16
+}
+
+/// Frames' bytes.
+pub fn data(frames: &[Frame]) -> Vec<Vec<u8>> {
+    frames.iter().map(|f| f.data.clone()).collect()
 }
 
 /// A u64 counter of an element's `stats` (0 when absent).
