@@ -96,7 +96,7 @@ test-install: integration-deps
 bench: deps
 	$(CARGO) bench --bench parser
 
-## Soak: a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
+## Soak (bench/soak.rs): a relay fed by a misbehaving camera, churning clients, flat memory (SOAK_MINUTES, default 10).
 SOAK_MINUTES ?= 10
 .PHONY: soak
 soak: deps
@@ -107,7 +107,12 @@ soak: deps
 FUZZ_TARGETS := $(shell sed -n 's/^name = "\(.*\)"$$/\1/p' fuzz/Cargo.toml | grep -v fuzz)
 FUZZ_SECONDS ?= 600
 FUZZ_SHORT_SECONDS ?= 30
-FUZZ_RUN = for t in $(FUZZ_TARGETS); do \
+# `cargo fuzz run` has no --locked: check fuzz/Cargo.lock first (as --locked
+# would), so a fuzz run never rewrites it and `make test` leaves the tree clean.
+FUZZ_LOCK_CHECK = $(CARGO) metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 >/dev/null || \
+	{ echo "fuzz/Cargo.lock is stale: run 'cargo update -w' in fuzz/ and commit it"; exit 1; }
+FUZZ_RUN = $(FUZZ_LOCK_CHECK); \
+	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/corpus/$$t && \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
 	    -max_total_time=$(1) -rss_limit_mb=2048 -print_final_stats=1 2>&1 | \

@@ -10,7 +10,7 @@ how far behind live frames arrive. A final run per server adds one viewer
 rate-limited to 100 kB/s next to 10 normal ones and reports how far behind
 live that slow viewer is, and whether the others kept 30 fps.
 
-Clients: one process (examples/multiclient.rs, tokio) holding all
+Clients: one process (bench/multiclient.rs, tokio) holding all
 connections, so 1000 viewers do not need 1000 processes. It runs on the same
 machine and competes with the server for the CPUs.
 

@@ -2,7 +2,7 @@
 """End-to-end client benchmark for mjpegsrc.
 
 One invocation builds the release plugin and examples, starts
-examples/bench_server (the same 720p q85 MJPEG stream at the maximum rate),
+bench/bench_server.rs (the same 720p q85 MJPEG stream at the maximum rate),
 and runs, one after the other against that server, with the same number of
 frames each:
 
@@ -113,7 +113,7 @@ def ensure_tools(install):
 
 
 class Server:
-    """examples/bench_server in the background; its per-connection lines."""
+    """bench/bench_server.rs (example bench_server) in the background; its per-connection lines."""
 
     def __init__(self, chunked):
         argv = [os.path.join(EXAMPLES, "bench_server")]

@@ -69,7 +69,7 @@ impl Handler for Frames {
         self.frames += 1;
     }
     fn part_abort(&mut self) {}
-    fn event(&mut self, _ev: gstmjpeg::multipart::Event) {}
+    fn event(&mut self, _ev: gstmjpeg::internals::multipart::Event) {}
     fn part_bytes(&self) -> Option<&[u8]> {
         Some(&self.frame[..self.len])
     }

@@ -62,7 +62,8 @@ pub mod internals {
     /// The multipart body parser.
     pub mod multipart {
         pub use crate::multipart::{
-            Event, Handler, Limits, ParseError, Parser, PartInfo, SkipReason, boundary_param,
+            Disagreement, Event, Handler, Limits, ParseError, Parser, PartInfo, SkipReason,
+            boundary_param,
         };
     }
     /// JPEG header inspection and the raw-JPEG splitter.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The embedding examples work: the Rust (`examples/viewer.rs`), Python
 //! (`examples/python/viewer.py`, PyGObject) and C (`examples/c/viewer.c`,
 //! built with its Makefile and pkg-config) viewers each read a local camera
@@ -8,12 +10,12 @@
 //! `GST_PLUGIN_PATH`, as an installed plugin would be; the Rust one is built
 //! here with `cargo build --example viewer` (in the test's target directory).
 
-mod tools;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tools::{Camera, Proc, TempDir, WAIT};
+use common::*;
 
 const SECONDS: &str = "3";
 
@@ -28,11 +30,11 @@ fn last_total_frames(stdout: &str) -> Option<u64> {
     })
 }
 
-fn run_viewer(name: &str, mut cmd: Command, cam: &Camera, dir: &TempDir) {
+fn run_viewer(name: &str, mut cmd: Command, cam: &LocalCamera, dir: &TempDir) {
     cmd.args([cam.url().as_str(), "--seconds", SECONDS]);
     let mut p = Proc::spawn(name, &mut cmd, dir.path());
     let status = p
-        .wait(WAIT)
+        .wait(LONG_WAIT)
         .unwrap_or_else(|| panic!("{name} did not stop after {SECONDS} s\n{}", p.output_tail()));
     let out = p.stdout();
     assert!(status.success(), "{name}: {status}\n{}", p.output_tail());
@@ -77,7 +79,7 @@ fn manifest_dir() -> &'static Path {
 /// target directory and profile: `cargo test` builds examples only as test
 /// harnesses, not as the programs themselves.
 fn rust_viewer() -> PathBuf {
-    let profile_dir = tools::profile_dir();
+    let profile_dir = profile_dir();
     let target_dir = profile_dir.parent().expect("target directory");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args(["build", "--example", "viewer", "--target-dir"])
@@ -95,7 +97,7 @@ fn rust_viewer() -> PathBuf {
 
 #[test]
 fn rust_viewer_prints_stats() {
-    let cam = Camera::start(None);
+    let cam = LocalCamera::start(None);
     let dir = TempDir::new("viewer-rust");
     // It registers the plugin statically (the crate is linked in).
     run_viewer("viewer.rs", Command::new(rust_viewer()), &cam, &dir);
@@ -113,10 +115,10 @@ fn python_viewer_prints_stats() {
                 .is_ok_and(|o| o.status.success())
         })
         .expect("no python3 with PyGObject: apt-get install python3-gi gir1.2-gstreamer-1.0");
-    let cam = Camera::start(None);
+    let cam = LocalCamera::start(None);
     let dir = TempDir::new("viewer-python");
     let mut cmd = Command::new(python);
-    tools::gst_env(&mut cmd).arg(manifest_dir().join("examples/python/viewer.py"));
+    gst_env(&mut cmd).arg(manifest_dir().join("examples/python/viewer.py"));
     run_viewer("viewer.py", cmd, &cam, &dir);
 }
 
@@ -135,8 +137,8 @@ fn c_viewer_builds_and_prints_stats() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let cam = Camera::start(None);
+    let cam = LocalCamera::start(None);
     let mut cmd = Command::new(dir.path().join("viewer"));
-    tools::gst_env(&mut cmd);
+    gst_env(&mut cmd);
     run_viewer("viewer.c", cmd, &cam, &dir);
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! What a GStreamer user sees first: `gst-inspect-1.0` on the built
 //! `libgstmjpeg.so` (loaded from `GST_PLUGIN_PATH`, as after an install).
 //!
@@ -7,14 +9,16 @@
 //! (those of the base classes included) is listed with a non-empty blurb,
 //! our own stating their default (or that they are read-only).
 
-mod tools;
+mod common;
+
+use common::*;
 
 use std::process::Command;
 
 use gst::prelude::*;
 
 fn inspect(what: &str) -> String {
-    let out = tools::gst_env(&mut Command::new("gst-inspect-1.0"))
+    let out = gst_env(&mut Command::new("gst-inspect-1.0"))
         .arg(what)
         .output()
         .expect("run gst-inspect-1.0 (Debian: gstreamer1.0-tools)");
@@ -75,7 +79,7 @@ fn listed_properties(out: &str) -> Vec<(String, String, String)> {
 }
 
 fn check_element(name: &str, long_name: &str, klass: &str) {
-    tools::init();
+    init();
     let out = inspect(name);
     assert_eq!(detail(&out, "Long-name"), long_name);
     assert_eq!(detail(&out, "Klass"), klass);

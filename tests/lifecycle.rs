@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Lifecycle stress: many PLAYING -> NULL -> PLAYING cycles of `mjpegsrc`
 //! (its camera dropping and resetting connections), of `mjpegsink` (raw TCP
 //! clients attached and reading) and of a relay `mjpegsrc ! mjpegsink`;
@@ -16,8 +18,8 @@ use common::*;
 use gst::prelude::*;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -38,13 +40,6 @@ const RSS_GROWTH_BOUND: u64 = 4 * 1024 * 1024;
 const UNLOCK_BOUND: Duration = Duration::from_millis(100);
 /// No progress for this long aborts the test binary: a hang fails loudly.
 const WATCHDOG: Duration = Duration::from_secs(60);
-const B: &str = "frame";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn cycles() -> usize {
     std::env::var("MJPEG_LIFECYCLE_CYCLES")
@@ -245,10 +240,6 @@ fn set_state(e: &impl IsA<gst::Element>, s: gst::State) {
 // A camera for many connections, raw MJPEG clients
 // ---------------------------------------------------------------------------
 
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
 /// Every connection gets a stream of `burst` frames, then, by connection
 /// number: stays open, closes (FIN), or is reset in the middle of a part;
 /// every fourth connection is reset before its first frame is complete.
@@ -378,10 +369,6 @@ fn sink_pipeline(port: u16) -> (gst::Pipeline, gst_app::AppSrc, gst::Element) {
     (p, appsrc, sink)
 }
 
-fn current_port(sink: &gst::Element) -> u16 {
-    u16::try_from(sink.property::<i32>("current-port")).expect("port")
-}
-
 // ---------------------------------------------------------------------------
 // PLAYING -> NULL -> PLAYING cycles
 // ---------------------------------------------------------------------------
@@ -408,12 +395,7 @@ fn mjpegsrc_cycles() {
         .property("retry-delay-max", 100u32)
         .build()
         .expect("mjpegsrc");
-    let appsink = gst_app::AppSink::builder().sync(false).build();
-    let pipeline = gst::Pipeline::new();
-    pipeline
-        .add_many([&src, appsink.upcast_ref()])
-        .expect("add");
-    src.link(&appsink).expect("link");
+    let (pipeline, appsink) = with_appsink(&src);
     let bus = pipeline.bus().expect("bus");
     let sent: Vec<Vec<u8>> = frames(3, 320, 240, 30_000);
     let dog = Watchdog::new("mjpegsrc cycles");
@@ -479,7 +461,7 @@ fn mjpegsrc_pause_play_cycles() {
     let _s = serial();
     let n = cycles();
     let f = frames(1, 320, 240, 34_000);
-    let part = cat(&[&std_part(&f[0]), &delim()]);
+    let part = cat(&[&std_part(&f[0]), &delim(B)]);
     let head = cat(&[
         &head_http10(&mjpeg_type(B)),
         format!("--{B}\r\n").as_bytes(),
@@ -513,16 +495,16 @@ fn mjpegsrc_pause_play_cycles() {
         });
         assert_eq!(got.data, f[0], "cycle {i}");
         pause.time(|| {
-            src.pipeline
+            src.pipeline()
                 .set_state(gst::State::Paused)
                 .expect("PLAYING -> PAUSED")
         });
         resume.time(|| {
-            src.pipeline
+            src.pipeline()
                 .set_state(gst::State::Playing)
                 .expect("PAUSED -> PLAYING")
         });
-        drain(&src.pipeline.bus().expect("bus"), i);
+        drain(&src.pipeline().bus().expect("bus"), i);
         dog.pet();
     }
     pause.check("PLAYING->PAUSED");
@@ -686,7 +668,7 @@ fn relay_cycles_with_clients() {
 fn unlock_latency(src: &Src) -> Duration {
     assert_eq!(src.src_pad().task_state(), gst::TaskState::Started);
     let t = Instant::now();
-    src.pipeline
+    src.pipeline()
         .set_state(gst::State::Paused)
         .expect("PLAYING -> PAUSED");
     t.elapsed()
@@ -714,14 +696,6 @@ fn syn_sent_to(port: u16) -> bool {
         let f: Vec<&str> = l.split_whitespace().collect();
         f.get(2) == Some(&remote.as_str()) && f.get(3) == Some(&"02")
     })
-}
-
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !cond() {
-        assert!(Instant::now() < deadline, "never {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -781,7 +755,7 @@ fn unlock_while_backing_off() {
     let _s = serial();
     // A create() that unlock() cannot wake hangs the state change: abort.
     let _dog = Watchdog::new("unlock_while_backing_off");
-    let port = closed_port();
+    let port = free_port();
     let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 60_000u32)
         .set("retry-delay-max", 60_000u32)
@@ -806,9 +780,9 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
             &boundary_after(B, &f[..1]),
         ])),
         Step::WaitFor(gates[0].clone()),
-        Step::Write(cat(&[&std_part(&f[1]), &delim()])),
+        Step::Write(cat(&[&std_part(&f[1]), &delim(B)])),
         Step::WaitFor(gates[1].clone()),
-        Step::Write(cat(&[&std_part(&f[2]), &delim()])),
+        Step::Write(cat(&[&std_part(&f[2]), &delim(B)])),
         Step::Stall,
     ]]);
     let src = Src::fast(&cam.url("/")).play();
@@ -817,7 +791,7 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
     let unlock = unlock_latency(&src);
     eprintln!("unlock while waiting for a frame: {unlock:?}");
     assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
-    src.pipeline.set_state(gst::State::Playing).expect("play");
+    src.pipeline().set_state(gst::State::Playing).expect("play");
     gates[0].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[1..2]);
 
@@ -825,7 +799,7 @@ fn unlock_while_waiting_for_a_frame_then_resume() {
     let unlock = unlock_latency(&src);
     eprintln!("unlock while waiting for a frame (again): {unlock:?}");
     assert!(unlock < UNLOCK_BOUND, "unlock took {unlock:?}");
-    src.pipeline.set_state(gst::State::Playing).expect("play");
+    src.pipeline().set_state(gst::State::Playing).expect("play");
     gates[1].open();
     assert_frames(&[src.frames(1).remove(0).data], &f[2..]);
     let stop = src.stop();

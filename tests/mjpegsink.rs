@@ -1,9 +1,14 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! mjpegsink element tests: exact wire format read by raw TCP clients,
 //! fan-out to many clients, slow and stalled clients, endpoints, auth,
 //! limits, state changes, and interop with souphttpsrc ! multipartdemux.
 //!
 //! Every server binds port 0 on 127.0.0.1; every wait is bounded.
 
+mod common;
+
+use common::*;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,14 +21,6 @@ use gst::prelude::*;
 
 /// Upper bound for any single wait in these tests.
 const WAIT: Duration = Duration::from_secs(15);
-
-fn init() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        gst::init().expect("gst init");
-        gstmjpeg::plugin_register_static().expect("register plugin");
-    });
-}
 
 // ---------------------------------------------------------------------------
 // A raw HTTP client that sees exactly the bytes on the wire.
@@ -42,10 +39,7 @@ struct Head {
 
 impl Head {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -58,10 +52,7 @@ struct Part {
 
 impl Part {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -129,18 +120,7 @@ impl Client {
 
     fn head(&mut self) -> Head {
         let raw = String::from_utf8(self.read_until(b"\r\n\r\n")).expect("ascii head");
-        let mut lines = raw.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers = lines
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect();
+        let (status, headers) = parse_head(&raw);
         Head {
             raw,
             status,
@@ -213,19 +193,8 @@ fn fake_jpeg(n: u8, len: usize) -> Vec<u8> {
 /// A harness around a fresh mjpegsink on 127.0.0.1, port 0, already
 /// PLAYING with caps set.
 fn harness(props: &[(&str, glib::Value)]) -> (gst_check::Harness, u16) {
-    init();
     // Configure before the harness starts the element.
-    let e = gst::ElementFactory::make("mjpegsink")
-        .property("host", "127.0.0.1")
-        .property("port", 0i32)
-        .property("sync", false)
-        .property("async", false)
-        .property("resend-interval", 0u32)
-        .build()
-        .expect("mjpegsink");
-    for (k, v) in props {
-        e.set_property_from_value(k, v);
-    }
+    let e = test_sink(props);
     let mut h = gst_check::Harness::with_element(&e, Some("sink"), None);
     h.play();
     h.set_src_caps_str("image/jpeg,width=320,height=240,framerate=30/1");
@@ -778,19 +747,7 @@ impl Source {
         .expect("pipeline");
         let bin = pipeline.clone().downcast::<gst::Bin>().expect("bin");
         let sink = bin.by_name("sink").expect("sink");
-        let captured = Arc::new(Mutex::new(Vec::new()));
-        let cap = captured.clone();
-        sink.static_pad("sink").expect("pad").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(buf) = info.buffer()
-                    && let Ok(map) = buf.map_readable()
-                {
-                    cap.lock().expect("lock").push(map.to_vec());
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
+        let captured = capture_input(&sink);
         // Live: PAUSED starts the server but produces nothing yet.
         assert_eq!(
             pipeline.set_state(gst::State::Paused),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A real headless Chromium (and Firefox ESR) shows mjpegsink's stream in
 //! `<img>` elements and the picture changes over time; the same run
 //! measures how late each browser shows each frame with and without
@@ -15,6 +17,9 @@
 //! milliseconds and reports each colour change to port A; the test matches
 //! reports to the time each frame was pushed into the sink.
 
+mod common;
+
+use common::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -49,23 +54,12 @@ fn index_of(rgb: [u8; 3]) -> usize {
 
 /// Encode the solid-colour frames with jpegenc.
 fn make_jpegs() -> Vec<Vec<u8>> {
-    let p = gst::parse::launch(&format!(
+    let p = launch(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={WIDTH},height={HEIGHT},framerate=0/1 \
          ! videoconvert ! jpegenc quality=95 ! appsink name=out sync=false"
-    ))
-    .expect("encoder pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("pipeline");
-    let src = p
-        .by_name("src")
-        .expect("appsrc")
-        .downcast::<gst_app::AppSrc>()
-        .expect("appsrc");
-    let out = p
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("appsink");
+    ));
+    let src = by_name::<gst_app::AppSrc>(&p, "src");
+    let out = by_name::<gst_app::AppSink>(&p, "out");
     p.set_state(gst::State::Playing).expect("play");
     for i in 0..FRAMES {
         let c = color(i);
@@ -333,19 +327,10 @@ type Measured = Vec<(&'static str, usize, f64, f64)>;
 /// Show the stream in `kind`'s three images (advance_headers=0, =1, and
 /// the default for its User-Agent) and measure each.
 fn measure(kind: Kind) -> Measured {
-    gst::init().expect("gst init");
-    gstmjpeg::plugin_register_static().expect("register");
+    init();
     let jpegs = make_jpegs();
 
-    let sink = gst::ElementFactory::make("mjpegsink")
-        .property("host", "127.0.0.1")
-        .property("port", 0i32)
-        .property("sync", false)
-        .property("async", false)
-        .property("resend-interval", 0u32)
-        .property("allow-origin", "*")
-        .build()
-        .expect("mjpegsink");
+    let sink = test_sink(&[("allow-origin", "*".into())]);
     let (conn_tx, conn_rx) = mpsc::channel::<String>();
     let conn_tx = std::sync::Mutex::new(conn_tx);
     sink.connect("client-connected", false, move |args| {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! mjpegsink against hostile clients, next to a live pipeline and a set of
 //! well-behaved stream readers: slowloris, thousands of connect/close
 //! cycles, clients that read nothing, clients that half-close, oversized
@@ -14,12 +16,15 @@
 //! The tests share the process (descriptors, CPU), so they run one at a time
 //! (`SERIAL`). Every server binds port 0 on 127.0.0.1; every wait is bounded.
 
+mod common;
+
+use common::*;
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -28,8 +33,6 @@ use gst::prelude::*;
 
 /// Upper bound for any single wait.
 const WAIT: Duration = Duration::from_secs(15);
-/// Interval of every bounded polling loop.
-const POLL: Duration = Duration::from_millis(10);
 /// The pipeline's frame rate.
 const FPS: f64 = 30.0;
 /// Well-behaved stream readers next to every attack.
@@ -49,34 +52,6 @@ const RSS_SLACK_KB: u64 = 12 * 1024;
 /// hyper's header read timeout in the server.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BOUNDARY: &str = "boundarydonotcross";
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn init() {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        gst::init().expect("gst init");
-        gstmjpeg::plugin_register_static().expect("register plugin");
-    });
-}
-
-/// Poll `f` every `POLL` until it returns `Some`, for at most `limit`.
-fn poll_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 fn hash(data: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
@@ -119,10 +94,6 @@ fn basic(user: &str, pw: &str) -> String {
     )
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 // ---------------------------------------------------------------------------
 // A raw HTTP connection that sees exactly the bytes on the wire.
 
@@ -141,10 +112,7 @@ struct Response {
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
 }
 
@@ -183,7 +151,7 @@ impl Conn {
 
     fn read_until(&mut self, pat: &[u8]) -> io::Result<Vec<u8>> {
         loop {
-            if let Some(i) = find(&self.buf, pat) {
+            if let Some(i) = find(&self.buf, pat, 0) {
                 return Ok(self.buf.drain(..i + pat.len()).collect());
             }
             if self.fill()? == 0 {
@@ -218,18 +186,7 @@ impl Conn {
     fn head(&mut self) -> io::Result<Response> {
         let raw = self.read_until(b"\r\n\r\n")?;
         let head = String::from_utf8_lossy(&raw).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers = lines
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-            .collect();
+        let (status, headers) = parse_head(&head);
         Ok(Response {
             head,
             status,
@@ -383,18 +340,9 @@ impl Rig {
         let sink = bin.by_name("sink").expect("sink");
         let probe: Log = Arc::default();
         let p = probe.clone();
-        sink.static_pad("sink").expect("pad").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(buf) = info.buffer()
-                    && let Ok(map) = buf.map_readable()
-                {
-                    let h = hash(map.as_slice());
-                    p.lock().expect("probe").push((Instant::now(), h));
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
+        on_input(&sink, move |data| {
+            lock(&p).push((Instant::now(), hash(data)));
+        });
         pipeline.set_state(gst::State::Playing).expect("play");
         let port = poll_until(WAIT, || {
             let p = sink.property::<i32>("current-port");
@@ -626,7 +574,7 @@ fn slowloris_is_timed_out_and_disturbs_nobody() {
             // A complete request first: the timer restarts after its answer.
             s.write_all(preamble).expect("send");
             s.set_read_timeout(Some(WAIT)).expect("timeout");
-            while find(&got, b"\r\n\r\n").is_none() {
+            while find(&got, b"\r\n\r\n", 0).is_none() {
                 let mut buf = [0u8; 4096];
                 let n = s.read(&mut buf).expect("response");
                 assert!(n > 0, "closed before answering");
@@ -691,7 +639,7 @@ fn slowloris_is_timed_out_and_disturbs_nobody() {
             "slow connection {i} closed only after {after:?}"
         );
         assert!(
-            find(&c.got, b"multipart").is_none(),
+            find(&c.got, b"multipart", 0).is_none(),
             "slow connection {i} was served a stream"
         );
     }
@@ -924,7 +872,7 @@ fn oversized_requests_are_refused() {
             );
         }
         assert!(
-            find(&got, &[0xFF, 0xD8]).is_none(),
+            find(&got, &[0xFF, 0xD8], 0).is_none(),
             "{name}: got frame bytes"
         );
         eprintln!(
@@ -1007,12 +955,15 @@ fn bad_auth_never_leaks_a_frame() {
             assert!(r.header("WWW-Authenticate").is_some());
             let all = [r.head.as_bytes(), &r.body, &rest].concat();
             assert!(
-                find(&all, &[0xFF, 0xD8]).is_none(),
+                find(&all, &[0xFF, 0xD8], 0).is_none(),
                 "{t} {auth:?}: frame bytes"
             );
-            assert!(find(&all, b"multipart").is_none(), "{t} {auth:?}: a stream");
             assert!(
-                find(&all, b"frames-in").is_none(),
+                find(&all, b"multipart", 0).is_none(),
+                "{t} {auth:?}: a stream"
+            );
+            assert!(
+                find(&all, b"frames-in", 0).is_none(),
                 "{t} {auth:?}: the state"
             );
         }
@@ -1032,7 +983,7 @@ fn bad_auth_never_leaks_a_frame() {
             .response(false)
             .unwrap_or_else(|e| panic!("burst {i}: {e}"));
         assert_eq!(r.status, 401, "burst {i}: {}", r.head);
-        assert!(find(&r.body, &[0xFF, 0xD8]).is_none());
+        assert!(find(&r.body, &[0xFF, 0xD8], 0).is_none());
     }
     attempts += 300;
     drop(c);
@@ -1129,7 +1080,7 @@ fn path_tricks_route_exactly() {
                 State
             }
             s => {
-                assert!(find(&r.body, &[0xFF, 0xD8]).is_none());
+                assert!(find(&r.body, &[0xFF, 0xD8], 0).is_none());
                 Status(s)
             }
         };
@@ -1256,7 +1207,10 @@ fn http10_and_pipelined_requests() {
             String::from_utf8_lossy(req),
             text.lines().next()
         );
-        assert!(find(&got, &[0xFF, 0xD8]).is_none(), "{req:?}: frame bytes");
+        assert!(
+            find(&got, &[0xFF, 0xD8], 0).is_none(),
+            "{req:?}: frame bytes"
+        );
     }
     rig.check("HTTP/1.0 and pipelining", t0, 0);
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! HTTP authentication against the camera: Basic, Digest (`qop=auth`, as
 //! Dahua / Axis / Hikvision send it) with a fake server that issues nonces and
 //! verifies every field of the answer, and credentials in the URL userinfo.
@@ -8,21 +10,7 @@ use common::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-const B: &str = "frame";
 const DAHUA_PATH: &str = "/cgi-bin/mjpg/video.cgi?channel=1&subtype=1";
-
-fn stream(f: &[Vec<u8>], base: usize, end: Step) -> Vec<Step> {
-    let mut s = paced(
-        &head_http10(&mjpeg_type(B)),
-        &boundary_after(B, f),
-        f,
-        Some(format!("\r\n--{B}\r\n").as_bytes()),
-        Coding::Identity,
-        base,
-    );
-    s.push(end);
-    s
-}
 
 fn unauthorized(challenge: &str) -> Vec<Step> {
     // Keep-alive 401 as cameras send it: the client may answer on the same
@@ -65,8 +53,12 @@ fn authorized_requests(cam: &FakeCamera) -> Vec<Request> {
 #[test]
 fn basic_auth_with_user_id_and_user_pw() {
     let f = frames(3, 320, 240, 2000);
-    let cam = basic_camera("admin", "s3cret:pw", vec![stream(&f, 0, Step::Stall)]);
-    let src = Src::for_camera(&cam, "/video")
+    let cam = basic_camera(
+        "admin",
+        "s3cret:pw",
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
+    let src = Src::harness_for_camera(&cam, "/video")
         .set("user-id", "admin")
         .set("user-pw", "s3cret:pw")
         .play();
@@ -80,7 +72,7 @@ fn basic_auth_with_user_id_and_user_pw() {
 #[test]
 fn basic_auth_wrong_password_is_not_authorized() {
     let cam = basic_camera("admin", "right", vec![]);
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "wrong")
         .play();
@@ -96,9 +88,9 @@ fn basic_auth_wrong_password_is_not_authorized() {
 fn basic_auth_credentials_in_url_userinfo() {
     // Percent-encoded userinfo: user `us@er`, password `p:ss w`.
     let f = frames(3, 320, 240, 2010);
-    let cam = basic_camera("us@er", "p:ss w", vec![stream(&f, 0, Step::Stall)]);
+    let cam = basic_camera("us@er", "p:ss w", vec![with(stream(&f, 0), [Step::Stall])]);
     let url = format!("http://us%40er:p%3Ass%20w@127.0.0.1:{}/video", cam.port());
-    let src = Src::fast(&url).paced_by(&cam).play();
+    let src = Src::fast_harness(&url).paced_by(&cam).play();
     let data: Vec<Vec<u8>> = src.frames(3).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     for r in cam.take_requests() {
@@ -115,8 +107,8 @@ fn credentials_unused_when_the_camera_does_not_ask() {
     // user-id/user-pw are not sent to a server that does not ask (no 401):
     // the open stream works as is.
     let f = frames(2, 320, 240, 2020);
-    let cam = FakeCamera::scripted(vec![stream(&f, 0, Step::Stall)]);
-    let src = Src::for_camera(&cam, "/")
+    let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -339,9 +331,14 @@ fn digest_camera(cam: Arc<DigestCamera>) -> FakeCamera {
 #[test]
 fn digest_auth_qop_auth() {
     let f = frames(3, 320, 240, 2100);
-    let dc = DigestCamera::new("admin", "pa ss", false, vec![stream(&f, 0, Step::Stall)]);
+    let dc = DigestCamera::new(
+        "admin",
+        "pa ss",
+        false,
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pa ss")
         .play();
@@ -366,9 +363,14 @@ fn digest_camera_never_sees_the_password_in_basic() {
     // Challenge-based: the password is not sent preemptively as Basic
     // (cleartext) to a camera that asks for Digest.
     let f = frames(1, 320, 240, 2105);
-    let dc = DigestCamera::new("admin", "pw", false, vec![stream(&f, 0, Step::Stall)]);
+    let dc = DigestCamera::new(
+        "admin",
+        "pw",
+        false,
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -392,7 +394,7 @@ fn digest_camera_never_sees_the_password_in_basic() {
 fn digest_wrong_password_is_not_authorized() {
     let dc = DigestCamera::new("admin", "right", false, vec![]);
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "wrong")
         .play();
@@ -413,10 +415,15 @@ fn digest_wrong_password_is_not_authorized() {
 #[test]
 fn digest_credentials_in_url_userinfo() {
     let f = frames(3, 320, 240, 2110);
-    let dc = DigestCamera::new("admin", "p@ss", false, vec![stream(&f, 0, Step::Stall)]);
+    let dc = DigestCamera::new(
+        "admin",
+        "p@ss",
+        false,
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
     let cam = digest_camera(dc.clone());
     let url = format!("http://admin:p%40ss@127.0.0.1:{}{DAHUA_PATH}", cam.port());
-    let src = Src::fast(&url).paced_by(&cam).play();
+    let src = Src::fast_harness(&url).paced_by(&cam).play();
     let data: Vec<Vec<u8>> = src.frames(3).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     assert_eq!(lock(&dc.state).accepted.len(), 1);
@@ -433,13 +440,13 @@ fn digest_reconnects_keep_nonce_counts_increasing() {
         "pw",
         false,
         vec![
-            stream(&f[..1], 0, Step::Close),
-            stream(&f[1..2], 1, Step::Close),
-            stream(&f[2..], 2, Step::Stall),
+            with(stream(&f[..1], 0), [Step::Close]),
+            with(stream(&f[1..2], 1), [Step::Close]),
+            with(stream(&f[2..], 2), [Step::Stall]),
         ],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -468,12 +475,12 @@ fn digest_stale_nonce_after_reconnect() {
         "pw",
         true,
         vec![
-            stream(&f[..1], 0, Step::Close),
-            stream(&f[1..], 1, Step::Stall),
+            with(stream(&f[..1], 0), [Step::Close]),
+            with(stream(&f[1..], 1), [Step::Stall]),
         ],
     );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, DAHUA_PATH)
+    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
@@ -490,9 +497,14 @@ fn digest_stale_nonce_after_reconnect() {
 
 fn digest_style(style: Style, seed: u32) {
     let f = frames(2, 320, 240, seed);
-    let dc = DigestCamera::styled("root", "pass", style, vec![stream(&f, 0, Step::Stall)]);
+    let dc = DigestCamera::styled(
+        "root",
+        "pass",
+        style,
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
     let cam = digest_camera(dc.clone());
-    let src = Src::for_camera(&cam, "/axis-cgi/mjpg/video.cgi?resolution=640x480")
+    let src = Src::harness_for_camera(&cam, "/axis-cgi/mjpg/video.cgi?resolution=640x480")
         .set("user-id", "root")
         .set("user-pw", "pass")
         .play();
@@ -518,7 +530,7 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
     // credentials learnt for one origin are not sent to the origin a
     // redirect points to.
     let f = frames(2, 320, 240, 2160);
-    let other = FakeCamera::scripted(vec![stream(&f, 0, Step::Stall)]);
+    let other = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
     let target = other.url("/stream");
     let want = format!("Basic {}", base64(b"admin:secret"));
     let cam = FakeCamera::start(move |req| match req.header("Authorization") {
@@ -531,7 +543,7 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
         ],
         _ => unauthorized("Basic realm=\"cam\""),
     });
-    let src = Src::fast(&cam.url("/"))
+    let src = Src::fast_harness(&cam.url("/"))
         .set("user-id", "admin")
         .set("user-pw", "secret")
         .paced_by(&other)
@@ -554,7 +566,12 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
 #[test]
 fn digest_after_a_same_origin_redirect() {
     let f = frames(2, 320, 240, 2170);
-    let dc = DigestCamera::new("admin", "pw", false, vec![stream(&f, 0, Step::Stall)]);
+    let dc = DigestCamera::new(
+        "admin",
+        "pw",
+        false,
+        vec![with(stream(&f, 0), [Step::Stall])],
+    );
     let cam = FakeCamera::start(move |req| {
         if req.path() == "/" {
             vec![
@@ -568,7 +585,7 @@ fn digest_after_a_same_origin_redirect() {
             dc.handle(req)
         }
     });
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();

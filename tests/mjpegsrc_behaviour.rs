@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Element behaviour: release latency, slow downstream, caps, timestamps,
 //! offsets, DISCONT, num-buffers, camera timestamps, stopping while blocked,
 //! stats, bus messages, request headers, proxy.
@@ -9,32 +11,6 @@ use gst::prelude::*;
 use gst_base::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const B: &str = "frame";
-
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
-    paced(
-        &head_http10(&mjpeg_type(B)),
-        &boundary_after(B, f),
-        f,
-        Some(&delim()),
-        Coding::Identity,
-        base,
-    )
-}
-
-fn with(mut steps: Vec<Step>, more: impl IntoIterator<Item = Step>) -> Vec<Step> {
-    steps.extend(more);
-    steps
-}
-
-fn data(frames: Vec<Frame>) -> Vec<Vec<u8>> {
-    frames.into_iter().map(|f| f.data).collect()
-}
 
 // ---------------------------------------------------------------------------
 // Release latency: a frame is pushed before the server sends anything more
@@ -58,7 +34,7 @@ fn gated(head: Vec<u8>, pre: Vec<Vec<u8>>, post: Vec<Vec<u8>>) -> (Vec<Step>, Ve
 
 fn check_gated(script: Vec<Step>, gates: Vec<Gate>, f: &[Vec<u8>]) {
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     for (k, (g, want)) in gates.iter().zip(f).enumerate() {
         // The camera is holding everything after frame k's last byte.
         let t = Instant::now();
@@ -81,7 +57,7 @@ fn latency_boundary_before_frame_released_with_its_last_byte() {
     // ESP32 style: `\r\n--B\r\n` headers JPEG, then nothing until the next
     // frame. The frame must come out now, not when the next frame starts.
     let f = frames(3, 320, 240, 4000);
-    let pre: Vec<Vec<u8>> = f.iter().map(|j| cat(&[&delim(), &std_part(j)])).collect();
+    let pre: Vec<Vec<u8>> = f.iter().map(|j| cat(&[&delim(B), &std_part(j)])).collect();
     let post = vec![Vec::new(); f.len()];
     let (script, gates) = gated(head_http10(&mjpeg_type(B)), pre, post);
     check_gated(script, gates, &f);
@@ -94,7 +70,7 @@ fn latency_boundary_after_frame_released_before_its_delimiter() {
     let f = frames(3, 320, 240, 4010);
     let mut pre: Vec<Vec<u8>> = f.iter().map(|j| std_part(j)).collect();
     pre[0] = cat(&[format!("--{B}\r\n").as_bytes(), &pre[0]]);
-    let post = vec![delim(); f.len()];
+    let post = vec![delim(B); f.len()];
     let (script, gates) = gated(head_http10(&mjpeg_type(B)), pre, post);
     check_gated(script, gates, &f);
 }
@@ -106,7 +82,7 @@ fn latency_without_length_released_at_the_delimiter() {
     let f = frames(3, 320, 240, 4020);
     let mut pre: Vec<Vec<u8>> = f
         .iter()
-        .map(|j| cat(&[b"Content-Type: image/jpeg\r\n\r\n", j, &delim()]))
+        .map(|j| cat(&[b"Content-Type: image/jpeg\r\n\r\n", j, &delim(B)]))
         .collect();
     pre[0] = cat(&[format!("--{B}\r\n").as_bytes(), &pre[0]]);
     let post = vec![Vec::new(); f.len()];
@@ -159,13 +135,13 @@ fn slow_downstream_drops_counted_memory_bounded_newest_flow_after() {
         format!("--{B}\r\n").as_bytes(),
     ]))];
     for j in &burst {
-        script.push(Step::Write(cat(&[&std_part(j), &delim()])));
+        script.push(Step::Write(cat(&[&std_part(j), &delim(B)])));
         // Spread over ~2 s: downstream stays blocked for seconds.
         script.push(Step::Pause(Duration::from_millis(10)));
     }
     script.push(Step::WaitFor(resume.clone()));
     for (j, g) in after.iter().zip(&after_gates) {
-        script.push(Step::Write(cat(&[&std_part(j), &delim()])));
+        script.push(Step::Write(cat(&[&std_part(j), &delim(B)])));
         script.push(Step::WaitFor(g.clone()));
     }
     script.push(Step::Stall);
@@ -356,12 +332,12 @@ fn pts_is_the_running_time_of_the_first_byte() {
             a,
         ])),
         Step::Pause(Duration::from_millis(400)),
-        Step::Write(cat(&[b, &delim()])),
+        Step::Write(cat(&[b, &delim(B)])),
         Step::Stall,
     ]]);
     let src = Src::fast(&cam.url("/")).play();
     let f = src.frames(1).remove(0);
-    let now = src.pipeline.current_running_time().expect("running time");
+    let now = src.pipeline().current_running_time().expect("running time");
     let pts = f.pts().expect("pts");
     assert_eq!(f.data, j);
     assert!(
@@ -383,7 +359,7 @@ fn pts_running_time_monotonic_offsets_sequential() {
     // Paced: each frame's first byte arrives after the previous frame was
     // pulled, so PTS strictly increase.
     assert!(pts.windows(2).all(|w| w[0] < w[1]), "PTS increase: {pts:?}");
-    let now = src.pipeline.current_running_time().expect("running time");
+    let now = src.pipeline().current_running_time().expect("running time");
     assert!(
         *pts.last().expect("pts") <= now,
         "PTS {pts:?} in the future of {now}"
@@ -402,7 +378,7 @@ fn discont_on_first_buffer_after_reconnect_only() {
         with(stream(&f[..2], 0), [Step::Close]),
         with(stream(&f[2..], 2), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(4);
     let flags: Vec<bool> = got.iter().map(|f| f.discont()).collect();
     assert_eq!(
@@ -418,15 +394,17 @@ fn discont_on_first_buffer_after_reconnect_only() {
 fn num_buffers_then_eos() {
     let f = frames(6, 320, 240, 4500);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").set("num-buffers", 3i32).play();
-    assert_frames(&data(src.frames(3)), &f[..3]);
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("num-buffers", 3i32)
+        .play();
+    assert_frames(&data(&src.frames(3)), &f[..3]);
     assert!(
         src.eos(WAIT),
         "EOS after num-buffers: {:?}",
         src.posted_error()
     );
     assert!(src.frame(Duration::from_millis(200)).is_none());
-    assert!(src.sink.is_eos());
+    assert!(src.is_eos());
 }
 
 #[test]
@@ -453,19 +431,19 @@ fn x_timestamp_becomes_reference_timestamp_meta() {
         h.push_str("\r\n");
         body.extend_from_slice(h.as_bytes());
         body.extend_from_slice(j);
-        body.extend_from_slice(&delim());
+        body.extend_from_slice(&delim(B));
     }
     let mut script = paced(
         &head_http10(&mjpeg_type(B)),
         &body,
         &f,
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Identity,
         0,
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(6);
     let metas: Vec<Option<gst::ClockTime>> = got
         .iter()
@@ -520,7 +498,7 @@ fn assert_quick_stop(src: &Src, what: &str) {
 fn stop_is_quick_while_waiting_for_the_response() {
     // The camera reads the request and never answers.
     let cam = FakeCamera::scripted(vec![vec![Step::Stall]]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     cam.next_request(WAIT).expect("the request");
     assert_quick_stop(&src, "waiting for response headers");
 }
@@ -540,7 +518,7 @@ fn stop_is_quick_while_tcp_connect_hangs() {
             std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
         })
         .collect();
-    let src = Src::fast(&format!("http://{addr}/")).play();
+    let src = Src::fast_harness(&format!("http://{addr}/")).play();
     // Whatever the element is doing now (connecting, backing off), stopping
     // must be quick.
     assert!(src.frame(Duration::from_millis(500)).is_none());
@@ -552,7 +530,7 @@ fn stop_is_quick_while_tcp_connect_hangs() {
 fn stop_is_quick_while_reading() {
     let f = frames(1, 320, 240, 4700);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     src.frames(1);
     assert_quick_stop(&src, "reading a stalled stream");
 }
@@ -569,15 +547,15 @@ fn stop_is_quick_while_reading_mid_frame() {
         ])),
         Step::Stall,
     ]]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     src.wait_stats("bytes in", |s| s.u64("bytes-received") > 0);
     assert_quick_stop(&src, "in the middle of a frame");
 }
 
 #[test]
 fn stop_is_quick_during_backoff() {
-    let port = closed_port();
-    let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
+    let port = free_port();
+    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 60_000u32)
         .set("retry-delay-max", 60_000u32)
         .play();
@@ -596,34 +574,20 @@ fn stop_and_restart() {
         with(stream(&f[..1], 0), [Step::Stall]),
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
-    assert_frames(&data(src.frames(1)), &f[..1]);
+    let src = Src::harness_for_camera(&cam, "/").play();
+    assert_frames(&data(&src.frames(1)), &f[..1]);
     assert_quick_stop(&src, "streaming");
     let src = src.play();
-    assert_frames(&data(src.frames(1)), &f[1..]);
+    assert_frames(&data(&src.frames(1)), &f[1..]);
 }
 
 // ---------------------------------------------------------------------------
 // Stats and bus messages
 // ---------------------------------------------------------------------------
 
-const STATS_U64: &[&str] = &[
-    "frames-received",
-    "frames-pushed",
-    "frames-dropped",
-    "dropped-no-buffer",
-    "dropped-too-big",
-    "dropped-queue-full",
-    "overruns",
-    "reconnects",
-    "bytes-received",
-    "skipped-parts",
-    "resyncs",
-];
-
 fn check_stats_shape(s: &Stats, location: &str, pool: u32) {
     assert_eq!(s.0.name(), "mjpegsrc-stats", "{}", s.0);
-    for f in STATS_U64 {
+    for f in SRC_STATS_U64 {
         s.u64(f);
     }
     let fps = s.f64("fps");
@@ -652,18 +616,18 @@ fn stats_fields_present_and_consistent() {
         [Step::WaitFor(close.clone()), Step::Close],
     )]);
     let url = cam.url("/s");
-    let src = Src::for_camera(&cam, "/s").set("pool-size", 6u32);
+    let src = Src::harness_for_camera(&cam, "/s").set("pool-size", 6u32);
 
     let s = src.stats();
     check_stats_shape(&s, &url, 6);
-    for f in STATS_U64 {
+    for f in SRC_STATS_U64 {
         assert_eq!(s.u64(f), 0, "{f} before start: {}", s.0);
     }
     assert!(!s.bool("connected"));
     assert_eq!(s.str("last-reconnect-reason"), "");
 
     let src = src.play();
-    assert_frames(&data(src.frames(10)), &f);
+    assert_frames(&data(&src.frames(10)), &f);
     let s = src.wait_stats("all received and pushed", |s| {
         s.u64("frames-pushed") >= 10 && s.u64("frames-received") >= 10
     });
@@ -709,7 +673,7 @@ fn connected_and_reconnect_messages() {
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
     let url = cam.url("/live");
-    let src = Src::for_camera(&cam, "/live")
+    let src = Src::harness_for_camera(&cam, "/live")
         .set("retry-delay-max", 100u32)
         .play();
     let c = src
@@ -755,7 +719,7 @@ fn connected_and_reconnect_messages() {
 fn first_request(props: &[(&str, glib::Value)]) -> Request {
     let f = frames(1, 320, 240, 5000);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let mut src = Src::for_camera(&cam, "/req");
+    let mut src = Src::harness_for_camera(&cam, "/req");
     for (k, v) in props {
         src = src.set(k, v.clone());
     }
@@ -813,7 +777,7 @@ fn user_agent_extra_headers_and_cookies_are_sent() {
 fn http_proxy_with_credentials() {
     // The fake camera acts as the proxy: absolute-form request target and
     // Proxy-Authorization; the origin port itself is closed.
-    let origin = format!("http://127.0.0.1:{}/cam", closed_port());
+    let origin = format!("http://127.0.0.1:{}/cam", free_port());
     let f = frames(2, 320, 240, 5100);
     let want = format!("Basic {}", base64(b"pxuser:pxpass"));
     let script = Mutex::new(Some(with(stream(&f, 0), [Step::Stall])));
@@ -833,13 +797,13 @@ fn http_proxy_with_credentials() {
             ))]
         }
     });
-    let src = Src::fast(&origin)
+    let src = Src::fast_harness(&origin)
         .set("proxy", format!("http://127.0.0.1:{}", proxy.port()))
         .set("proxy-id", "pxuser")
         .set("proxy-pw", "pxpass")
         .paced_by(&proxy)
         .play();
-    assert_frames(&data(src.frames(2)), &f);
+    assert_frames(&data(&src.frames(2)), &f);
     let targets = lock(&seen).clone();
     assert!(
         targets.iter().all(|t| t == &origin),
@@ -852,7 +816,7 @@ fn live_by_default_and_not_live_on_request() {
     let cam = FakeCamera::scripted(vec![vec![Step::Stall], vec![Step::Stall]]);
     let src = Src::fast(&cam.url("/"));
     assert_eq!(
-        src.pipeline.set_state(gst::State::Paused),
+        src.pipeline().set_state(gst::State::Paused),
         Ok(gst::StateChangeSuccess::NoPreroll),
         "a live source does not preroll"
     );
@@ -870,7 +834,7 @@ fn live_by_default_and_not_live_on_request() {
             .expect("BaseSrc")
             .is_live()
     );
-    let r = src.pipeline.set_state(gst::State::Paused);
+    let r = src.pipeline().set_state(gst::State::Paused);
     assert_eq!(
         r,
         Ok(gst::StateChangeSuccess::Async),
@@ -885,7 +849,7 @@ fn stats_snapshots_are_consistent_while_streaming() {
     // be pushed before it was received.
     let f = frames(300, 160, 120, 5200);
     let cam = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let mut bad = Vec::new();
     for (i, want) in f.iter().enumerate() {
         let fr = src.frame(WAIT).expect("frame");
@@ -909,7 +873,7 @@ fn stats_snapshots_are_consistent_while_streaming() {
 }
 
 fn start_fails(src: Src, what: &str) {
-    let r = src.pipeline.set_state(gst::State::Playing);
+    let r = src.pipeline().set_state(gst::State::Playing);
     let err = src.error(WAIT);
     assert!(
         r.is_err() || err.is_some(),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Fault injection for `mjpegsrc`, with exact expectations: which frames
 //! come out before and after each fault, what the counters say, when the
 //! element reconnects (measured against its `mjpegsrc-reconnect` message's
@@ -31,7 +33,6 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const B: &str = "frame";
 /// `retry-delay` of these tests: long enough to tell a back-off from
 /// scheduling noise.
 const DELAY_MS: u32 = 200;
@@ -62,64 +63,36 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
     MEMORY.write().unwrap_or_else(|e| e.into_inner())
 }
 
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
 fn mjpeg_head() -> Vec<u8> {
     head_http10(&mjpeg_type(B))
 }
 
-/// A paced boundary-after stream of `f`, frame numbers from `base`.
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
-    paced(
-        &mjpeg_head(),
-        &boundary_after(B, f),
-        f,
-        Some(&delim()),
-        Coding::Identity,
-        base,
-    )
-}
-
-/// Like [`stream`] without Content-Length: parts end at the delimiter.
+/// Like `stream` without Content-Length: parts end at the delimiter.
 fn stream_without_length(f: &[Vec<u8>], base: usize) -> Vec<Step> {
     let mut body = format!("--{B}\r\n").into_bytes();
     for j in f {
         body.extend_from_slice(b"Content-Type: image/jpeg\r\n\r\n");
         body.extend_from_slice(j);
-        body.extend_from_slice(&delim());
+        body.extend_from_slice(&delim(B));
     }
     paced(
         &mjpeg_head(),
         &body,
         f,
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Identity,
         base,
     )
 }
 
-fn with(mut steps: Vec<Step>, more: impl IntoIterator<Item = Step>) -> Vec<Step> {
-    steps.extend(more);
-    steps
-}
-
 /// Bytes that never contain 0xFF, `-` or `\n`: no marker, no delimiter, no
 /// line end can appear in them.
 fn filler(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        let b = (x >> 24) as u8;
-        if b != 0xFF && b != b'-' && b != b'\n' {
-            v.push(b);
-        }
-    }
-    v
+    xorshift_bytes(
+        seed.wrapping_mul(2_654_435_761) | 1,
+        len,
+        &[0xFF, b'-', b'\n'],
+    )
 }
 
 /// Element messages and errors with the time they were posted: a bus sync
@@ -132,7 +105,7 @@ impl Posted {
     fn install(src: &Src) -> Self {
         let p = Posted::default();
         let log = p.0.clone();
-        src.pipeline
+        src.pipeline()
             .bus()
             .expect("bus")
             .set_sync_handler(move |_, m| {
@@ -229,10 +202,6 @@ fn src_for(cam: &FakeCamera) -> Src {
         .set("retry-delay-max", 4 * DELAY_MS)
 }
 
-fn data(frames: &[Frame]) -> Vec<Vec<u8>> {
-    frames.iter().map(|f| f.data.clone()).collect()
-}
-
 /// Offsets 1..=n (nothing counted as lost) and DISCONT on the first buffer
 /// and on `first_after` only.
 fn assert_flags(what: &str, got: &[Frame], first_after: usize) {
@@ -322,20 +291,7 @@ impl RawCtx {
     /// the camera is dropped.
     fn hold(&self, s: &TcpStream) {
         let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut b = [0u8; 64];
-        while !self.down() && Instant::now() < deadline {
-            match (&*s).read(&mut b) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return,
-            }
-        }
+        drain_until_closed(s, Duration::from_secs(60), || self.down());
     }
 
     /// Run `steps` (Write, AwaitPulled, Close, Reset, Stall) on `s`.
@@ -724,7 +680,7 @@ fn reset_at_every_phase() {
         &head_http11_chunked(&mjpeg_type(B)),
         &boundary_after(B, &f),
         &f,
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Chunked(100),
         0,
     );
@@ -754,7 +710,7 @@ fn reset_at_every_phase() {
             &head_http11_chunked(&mjpeg_type(B)),
             &boundary_after(B, &f[..2]),
             &f[..2],
-            Some(&delim()),
+            Some(&delim(B)),
             Coding::Chunked(100),
             0,
         );
@@ -1139,7 +1095,7 @@ fn long_garbage_stream_keeps_memory_flat() {
             j.extend_from_slice(&[0xFF, 0xD9]);
             j
         };
-        let huge = cat(&[b"Content-Type: image/jpeg\r\n\r\n", &huge_body, &delim()]);
+        let huge = cat(&[b"Content-Type: image/jpeg\r\n\r\n", &huge_body, &delim(B)]);
         // A junk run in header position: a line that is no header, then
         // short lines of anything but a delimiter.
         let junk: Vec<u8> = b"this is no header\r\n"
@@ -1150,10 +1106,10 @@ fn long_garbage_stream_keeps_memory_flat() {
                     .chunks(100)
                     .flat_map(|c| [c, b"\r\n"].concat()),
             )
-            .chain(delim()[2..].iter().copied())
+            .chain(delim(B)[2..].iter().copied())
             .collect();
         let round = |s: &mut TcpStream| s.write_all(&huge).and_then(|_| s.write_all(&junk));
-        let mark = |s: &mut TcpStream, i: usize| s.write_all(&cat(&[&std_part(&m[i]), &delim()]));
+        let mark = |s: &mut TcpStream, i: usize| s.write_all(&cat(&[&std_part(&m[i]), &delim(B)]));
         let mut go = || -> io::Result<()> {
             s.write_all(&cat(&[&mjpeg_head(), format!("--{B}\r\n").as_bytes()]))?;
             mark(&mut s, 0)?;
@@ -1233,7 +1189,7 @@ fn content_length_2gib() {
             format!("Content-Type: image/jpeg\r\nContent-Length: {len}\r\n\r\n").as_bytes(),
         );
         part_body.extend_from_slice(j);
-        part_body.extend_from_slice(&delim());
+        part_body.extend_from_slice(&delim(B));
     }
     let head_2gib = |ct: &str| {
         head(
@@ -1259,7 +1215,7 @@ fn content_length_2gib() {
         |c| c.0.to_string(),
         |(name, head, body)| {
             // Marker: the delimiter for multipart, nothing for raw JPEG.
-            let marker = (name != "on a raw JPEG response").then(delim);
+            let marker = (name != "on a raw JPEG response").then(|| delim(B));
             let script = with(
                 paced(&head, &body, &f, marker.as_deref(), Coding::Identity, 0),
                 [Step::Close],

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Property metadata and the URI handler: every property has a nick and a
 //! real blurb, the documented default, and round-trips; `stats` is
 //! read-only.
@@ -252,19 +254,7 @@ fn stats_is_read_only_and_well_formed_before_start() {
     e.set_property("location", "http://127.0.0.1:1/x");
     let s = e.property::<gst::Structure>("stats");
     assert_eq!(s.name(), "mjpegsrc-stats");
-    for f in [
-        "frames-received",
-        "frames-pushed",
-        "frames-dropped",
-        "dropped-no-buffer",
-        "dropped-too-big",
-        "dropped-queue-full",
-        "overruns",
-        "reconnects",
-        "bytes-received",
-        "skipped-parts",
-        "resyncs",
-    ] {
+    for &f in SRC_STATS_U64 {
         assert_eq!(s.get::<u64>(f).ok(), Some(0), "{f} in {s}");
     }
     assert!(s.get::<f64>("fps").is_ok(), "{s}");

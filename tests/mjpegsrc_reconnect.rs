@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Reconnects inside the element: frames before and after a drop, stall,
 //! 5xx, refused connection or EOF; errors where a retry cannot help.
 
@@ -5,29 +7,6 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-
-const B: &str = "frame";
-
-fn delim() -> Vec<u8> {
-    format!("\r\n--{B}\r\n").into_bytes()
-}
-
-/// A paced boundary-after stream of `f` (frame numbers from `base`).
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
-    paced(
-        &head_http10(&mjpeg_type(B)),
-        &boundary_after(B, f),
-        f,
-        Some(&delim()),
-        Coding::Identity,
-        base,
-    )
-}
-
-fn with(mut steps: Vec<Step>, more: impl IntoIterator<Item = Step>) -> Vec<Step> {
-    steps.extend(more);
-    steps
-}
 
 fn status(code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<Step> {
     let mut h: Vec<(&str, &str)> = vec![("Content-Length", "0"), ("Connection", "close")];
@@ -82,7 +61,7 @@ fn reset_mid_frame_then_reconnect() {
     s1.push(Step::Reset);
     let s2 = with(stream(&f[3..], 2), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(4);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     // Frame 2 was cut: never delivered, not even partly.
@@ -100,7 +79,7 @@ fn close_mid_frame_then_reconnect() {
     s1.push(Step::Close);
     let s2 = with(stream(&f[3..], 2), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(4);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &[&f[..2], &f[3..]].concat());
@@ -116,13 +95,13 @@ fn close_mid_frame_without_length_then_reconnect() {
     for j in &f[..2] {
         body.extend_from_slice(b"Content-Type: image/jpeg\r\n\r\n");
         body.extend_from_slice(j);
-        body.extend_from_slice(&delim());
+        body.extend_from_slice(&delim(B));
     }
     let mut s1 = paced(
         &head_http10(&mjpeg_type(B)),
         &body,
         &f[..2],
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Identity,
         0,
     );
@@ -132,7 +111,7 @@ fn close_mid_frame_without_length_then_reconnect() {
     s1.push(Step::Close);
     let s2 = with(stream(&f[2..], 2), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(4);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &f);
@@ -145,7 +124,7 @@ fn eof_at_part_boundary_then_reconnect_without_range() {
     let s1 = with(stream(&f[..2], 0), [Step::Close]);
     let s2 = with(stream(&f[2..], 2), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/cam").play();
+    let src = Src::harness_for_camera(&cam, "/cam").play();
     let got = src.frames(4);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &f);
@@ -170,7 +149,9 @@ fn stall_times_out_and_reconnects() {
     let s1 = with(stream(&f[..1], 0), [Step::Stall]);
     let s2 = with(stream(&f[1..], 1), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 1u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 1u32)
+        .play();
     let first = src.frames(1);
     let t = Instant::now();
     let rest = src.frames(2);
@@ -195,7 +176,9 @@ fn stall_with_timeout_zero_never_reconnects() {
     let f = frames(1, 320, 240, 1045);
     let s1 = with(stream(&f, 0), [Step::Stall]);
     let cam = FakeCamera::scripted(vec![s1]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 0u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 0u32)
+        .play();
     src.frames(1);
     // Bounded observation window: nothing happens for 2.5 s.
     assert!(src.frame(Duration::from_millis(2500)).is_none());
@@ -209,7 +192,7 @@ fn service_unavailable_at_start_then_ok() {
     let f = frames(3, 320, 240, 1050);
     let s503 = || status(503, "Service Unavailable", &[("Retry-After", "1")]);
     let cam = FakeCamera::scripted(vec![s503(), s503(), with(stream(&f, 0), [Step::Stall])]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(3);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &f);
@@ -226,8 +209,8 @@ fn service_unavailable_at_start_then_ok() {
 
 #[test]
 fn refused_then_up() {
-    let port = closed_port();
-    let src = Src::fast(&format!("http://127.0.0.1:{port}/stream"))
+    let port = free_port();
+    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/stream"))
         .set("retry-delay", 20u32)
         .set("retry-delay-max", 50u32)
         .play();
@@ -257,7 +240,7 @@ fn refused_then_up() {
 #[test]
 fn not_found_on_first_connect_is_an_error() {
     let cam = FakeCamera::scripted(vec![status(404, "Not Found", &[])]);
-    let src = Src::for_camera(&cam, "/nope").play();
+    let src = Src::harness_for_camera(&cam, "/nope").play();
     let (err, debug) = src.error(WAIT).expect("error message");
     assert!(
         err.matches(gst::ResourceError::NotFound),
@@ -282,7 +265,7 @@ fn unauthorized_on_first_connect_is_an_error() {
             &[("WWW-Authenticate", "Basic realm=\"cam\"")],
         )
     });
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let (err, debug) = src.error(WAIT).expect("error message");
     assert!(
         err.matches(gst::ResourceError::NotAuthorized),
@@ -294,7 +277,7 @@ fn unauthorized_on_first_connect_is_an_error() {
 #[test]
 fn forbidden_on_first_connect_is_an_error() {
     let cam = FakeCamera::start(|_| status(403, "Forbidden", &[]));
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let (err, debug) = src.error(WAIT).expect("error message");
     assert!(
         err.matches(gst::ResourceError::NotAuthorized),
@@ -312,7 +295,7 @@ fn not_found_after_the_stream_ran_is_retried() {
         status(404, "Not Found", &[]),
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frames(3);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &f);
@@ -326,8 +309,8 @@ fn not_found_after_the_stream_ran_is_retried() {
 }
 
 fn retries_exhausted(retries: i32) {
-    let port = closed_port();
-    let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
+    let port = free_port();
+    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/"))
         .set("retries", retries)
         .play();
     let (err, debug) = src
@@ -371,7 +354,9 @@ fn retries_exhausted_after_the_stream_ran() {
             .take()
             .unwrap_or_else(|| status(503, "Service Unavailable", &[]))
     });
-    let src = Src::for_camera(&cam, "/").set("retries", 2i32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("retries", 2i32)
+        .play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     let (err, debug) = src
@@ -391,8 +376,8 @@ fn retries_exhausted_after_the_stream_ran() {
 #[test]
 fn backoff_grows_to_the_cap() {
     // retry-delay 10 ms doubling up to retry-delay-max 40 ms.
-    let port = closed_port();
-    let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
+    let port = free_port();
+    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/"))
         .set("retry-delay", 10u32)
         .set("retry-delay-max", 40u32)
         .play();
@@ -429,7 +414,7 @@ fn attempt_counter_restarts_after_a_successful_connection() {
         status(503, "Service Unavailable", &[]),
         with(stream(&f[1..], 1), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     let attempts: Vec<u32> = reconnect_messages(&src)
@@ -446,7 +431,7 @@ fn no_response_times_out_and_reconnects() {
     let f = frames(2, 320, 240, 1100);
     let cam = FakeCamera::scripted(vec![vec![Step::Stall], with(stream(&f, 0), [Step::Stall])]);
     let t = Instant::now();
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("timeout", 1u32)
         .set("connect-timeout", 1u32)
         .play();
@@ -475,7 +460,7 @@ fn reset_before_the_response_reconnects() {
         ],
         with(stream(&f, 0), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
@@ -493,7 +478,9 @@ fn unbounded_response_headers_reconnect() {
         vec![Step::Write(junk), Step::Stall],
         with(stream(&f, 0), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 2u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 2u32)
+        .play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     assert!(src.posted_error().is_none(), "{:?}", src.posted_error());
@@ -511,7 +498,7 @@ fn chunked_terminator_ends_the_stream() {
         &head_http11_chunked(&mjpeg_type(B)),
         &boundary_after(B, &f[..2]),
         &f[..2],
-        Some(&delim()),
+        Some(&delim(B)),
         Coding::Chunked(64),
         0,
     );
@@ -520,7 +507,9 @@ fn chunked_terminator_ends_the_stream() {
     let cam = FakeCamera::scripted(vec![s1, s2]);
     let t = Instant::now();
     // Default timeout (10 s) is longer than the frame wait.
-    let src = Src::for_camera(&cam, "/").set("timeout", 30u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 30u32)
+        .play();
     let got = src.frames(4);
     let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
     assert_frames(&data, &f);
@@ -542,7 +531,9 @@ fn endless_chunk_size_line_reconnects() {
         vec![Step::Write(junk), Step::Stall],
         with(stream(&f, 0), [Step::Stall]),
     ]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 2u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 2u32)
+        .play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     assert!(src.posted_error().is_none(), "{:?}", src.posted_error());

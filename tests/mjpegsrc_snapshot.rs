@@ -1,19 +1,22 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A camera that only offers a snapshot URL (`image/jpeg`, one frame per
 //! response) is polled: every response gives a frame, and the next request
 //! follows after `retry-delay`.
 
+mod common;
+
+use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::prelude::*;
 
 #[test]
 fn snapshot_url_is_polled() {
-    gst::init().expect("gst init");
-    gstmjpeg::plugin_register_static().expect("register plugin");
-
-    let jpeg = std::fs::read("fuzz/seeds/jpeg/j0").expect("seed JPEG");
+    init();
+    let jpeg = std::fs::read(fixture("j0.jpg")).expect("seed JPEG");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let served = jpeg.clone();
@@ -31,24 +34,15 @@ fn snapshot_url_is_polled() {
         }
     });
 
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "mjpegsrc location=http://127.0.0.1:{port}/snapshot.jpg retry-delay=10 num-buffers=3 ! appsink name=out sync=false"
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("a pipeline");
-    let appsink = pipeline
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("an appsink");
+    ));
+    let appsink = by_name::<gst_app::AppSink>(&pipeline, "out");
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + WAIT;
     for i in 0..3 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let sample = appsink
-            .try_pull_sample(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
-            .unwrap_or_else(|| panic!("snapshot {i} did not arrive"));
+        let sample =
+            pull_until(&appsink, deadline).unwrap_or_else(|| panic!("snapshot {i} did not arrive"));
         let buffer = sample.buffer().expect("buffer");
         assert_eq!(buffer.map_readable().expect("map").as_slice(), &jpeg[..]);
     }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! HTTPS with a self-signed certificate (fresh per test, via rcgen):
 //! `ssl-strict=false` accepts it, the default refuses it.
 
@@ -7,14 +9,13 @@ use common::*;
 use gst::prelude::*;
 use std::time::{Duration, Instant};
 
-const B: &str = "frame";
-
-fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
+/// A paced chunked boundary-before stream over HTTP/1.1, then a stall.
+fn chunked_stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
     let mut s = paced(
         &head_http11_chunked(&mjpeg_type(B)),
         &boundary_before(B, f),
         f,
-        Some(format!("\r\n--{B}\r\n").as_bytes()),
+        Some(&delim(B)),
         Coding::Chunked(100),
         base,
     );
@@ -25,8 +26,8 @@ fn stream(f: &[Vec<u8>], base: usize) -> Vec<Step> {
 #[test]
 fn self_signed_accepted_with_ssl_strict_false() {
     let f = frames(4, 320, 240, 3000);
-    let cam = FakeCamera::scripted_tls(vec![stream(&f, 0)]);
-    let src = Src::fast(&cam.https_url("/stream"))
+    let cam = FakeCamera::scripted_tls(vec![chunked_stream(&f, 0)]);
+    let src = Src::fast_harness(&cam.https_url("/stream"))
         .set("ssl-strict", false)
         .paced_by(&cam)
         .play();
@@ -45,8 +46,12 @@ fn self_signed_refused_by_default() {
     // Default ssl-strict=true: the handshake must fail, with an error or with
     // reconnect attempts that keep failing; never a frame.
     let f = frames(2, 320, 240, 3010);
-    let cam = FakeCamera::scripted_tls(vec![stream(&f, 0), stream(&f, 0), stream(&f, 0)]);
-    let src = Src::fast(&cam.https_url("/stream"))
+    let cam = FakeCamera::scripted_tls(vec![
+        chunked_stream(&f, 0),
+        chunked_stream(&f, 0),
+        chunked_stream(&f, 0),
+    ]);
+    let src = Src::fast_harness(&cam.https_url("/stream"))
         .set("retry-delay", 50u32)
         .play();
     assert!(src.element.property::<bool>("ssl-strict"));
@@ -85,7 +90,7 @@ fn plain_http_to_a_tls_port_fails_cleanly() {
     // Wrong scheme: garbage (a TLS alert) instead of an HTTP response; the
     // element must not hang or deliver anything.
     let cam = FakeCamera::scripted_tls(vec![]);
-    let src = Src::fast(&cam.url("/")).set("timeout", 1u32).play();
+    let src = Src::fast_harness(&cam.url("/")).set("timeout", 1u32).play();
     assert!(src.frame(Duration::from_secs(2)).is_none());
     let t = src.stop();
     assert!(t < Duration::from_secs(1), "stop took {t:?}");
@@ -97,7 +102,7 @@ fn stalled_tls_handshake_times_out_and_stop_is_quick() {
     // hangs; connect-timeout ends it (a reconnect, not a fatal TLS error),
     // and PLAYING->NULL is immediate meanwhile.
     let cam = FakeCamera::scripted(vec![]);
-    let src = Src::fast(&cam.https_url("/"))
+    let src = Src::fast_harness(&cam.https_url("/"))
         .set("ssl-strict", false)
         .set("connect-timeout", 1u32)
         .play();

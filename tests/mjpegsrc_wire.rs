@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! One test per row of `WIRE.md` ("What mjpegsrc must read"): a fake camera
 //! writes the exact bytes of each variant; the frames must come out
 //! byte-identical and the stats counters exact.
@@ -16,12 +18,6 @@ mod common;
 
 use common::*;
 use std::time::Duration;
-
-const B: &str = "frame";
-
-fn delim(b: &str) -> Vec<u8> {
-    format!("\r\n--{b}\r\n").into_bytes()
-}
 
 /// Part bytes: each header line followed by `eol`, a blank line, the body.
 fn part(headers: &[&str], eol: &str, body: &[u8]) -> Vec<u8> {
@@ -79,10 +75,9 @@ fn serve(
     let mut script = paced(head, body, frames, marker, coding, 0);
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/stream").play();
+    let src = Src::harness_for_camera(&cam, "/stream").play();
     let got = src.frames(frames.len());
-    let data: Vec<Vec<u8>> = got.iter().map(|f| f.data.clone()).collect();
-    assert_frames(&data, frames);
+    assert_frames(&data(&got), frames);
     // Nothing was lost: only the first buffer may be DISCONT; offsets are
     // consecutive sequence numbers.
     assert_continuous(&got);
@@ -199,7 +194,7 @@ fn http11_chunked_with_extensions_and_uppercase_hex() {
     }
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     assert_frames(&src.frame_data(4), &f);
 }
 
@@ -369,7 +364,7 @@ fn boundary_relearnt_on_every_connection() {
     );
     s2.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let got = src.frame_data(4);
     assert_frames(&got, &[f1, f2].concat());
     let s = src.wait_stats("second connection's frames", |s| {
@@ -403,7 +398,7 @@ fn redirect_302_to_stream_path() {
         Step::Close,
     ];
     let cam = FakeCamera::scripted(vec![redirect, stream]);
-    let src = Src::for_camera(&cam, "/video").play();
+    let src = Src::harness_for_camera(&cam, "/video").play();
     assert_frames(&src.frame_data(3), &f);
     let r0 = cam.next_request(WAIT).expect("first request");
     let r1 = cam.next_request(WAIT).expect("request after the redirect");
@@ -463,7 +458,7 @@ fn redirect_chain_301_307_absolute_location() {
             }
         }
     });
-    let src = Src::for_camera(&cam, "/a").play();
+    let src = Src::harness_for_camera(&cam, "/a").play();
     assert_frames(&src.frame_data(2), &f);
     let paths: Vec<String> = cam
         .take_requests()
@@ -784,7 +779,7 @@ fn content_length_too_large_resyncs() {
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     let frames = src.frames(4);
     // Part 2 was lost in the resync: the next buffer is DISCONT.
     let flags: Vec<bool> = frames.iter().map(|f| f.discont()).collect();
@@ -967,7 +962,7 @@ fn close_delimiter(timeout: Option<u32>) -> Duration {
     );
     s2.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let mut src = Src::for_camera(&cam, "/");
+    let mut src = Src::harness_for_camera(&cam, "/");
     if let Some(t) = timeout {
         src = src.set("timeout", t);
     }
@@ -1021,7 +1016,9 @@ fn boundary_ending_in_dashes_is_not_a_close() {
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 5u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 5u32)
+        .play();
     assert_frames(&src.frame_data(5), &f);
     let s = src.wait_stats("frames counted", |s| s.u64("frames-pushed") >= 5);
     assert_eq!(s.u64("reconnects"), 0, "{}", s.0);
@@ -1130,7 +1127,7 @@ fn trickled_one_byte_at_a_time() {
     .chain([Step::Stall])
     .collect();
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/").play();
+    let src = Src::harness_for_camera(&cam, "/").play();
     assert_frames(&src.frame_data(3), &f);
     let s = src.wait_stats("frames counted", |s| s.u64("frames-pushed") >= 3);
     assert_eq!(s.u64("frames-dropped"), 0, "{}", s.0);
@@ -1161,7 +1158,7 @@ fn oversized_part_with_length_is_dropped_and_counted() {
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("max-frame-size", 64u32 * 1024)
         .play();
     let got = src.frames(4);
@@ -1207,7 +1204,7 @@ fn oversized_part_without_length_is_dropped_and_counted() {
     );
     script.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![script]);
-    let src = Src::for_camera(&cam, "/")
+    let src = Src::harness_for_camera(&cam, "/")
         .set("max-frame-size", 64u32 * 1024)
         .play();
     let got = src.frames(4);
@@ -1254,7 +1251,9 @@ fn unbounded_header_block_recovers() {
     );
     s2.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 2u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 2u32)
+        .play();
     let got = src.frame_data(3);
     assert_frames(&got, &[vec![a], later].concat());
     let s = src.wait_stats("reconnect counted", |s| s.u64("reconnects") >= 1);
@@ -1296,7 +1295,9 @@ fn boundary_that_never_comes_reconnects() {
     );
     s2.push(Step::Stall);
     let cam = FakeCamera::scripted(vec![s1, s2]);
-    let src = Src::for_camera(&cam, "/").set("timeout", 3u32).play();
+    let src = Src::harness_for_camera(&cam, "/")
+        .set("timeout", 3u32)
+        .play();
     assert_frames(&src.frame_data(2), &[a, b]);
     let s = src.wait_stats("reconnect counted", |s| s.u64("reconnects") >= 1);
     assert_eq!(s.u64("reconnects"), 1, "{}", s.0);
@@ -1313,7 +1314,7 @@ fn whole_stream_in_one_write() {
     let mut bytes = head_http10(&mjpeg_type(B));
     bytes.extend_from_slice(&boundary_after(B, &f));
     let cam = FakeCamera::scripted(vec![vec![Step::Write(bytes), Step::Stall]]);
-    let src = Src::fast(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/")).play();
     let mut got: Vec<Frame> = Vec::new();
     while got.last().is_none_or(|l| l.data != f[19]) {
         let fr = src.frame(WAIT).unwrap_or_else(|| {

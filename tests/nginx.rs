@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Scale-out through a standard reverse proxy: nginx in front of mjpegsink,
 //! configured with the `server` block of README.md ("Behind nginx"), which
 //! terminates TLS and forwards unbuffered.
@@ -11,13 +13,13 @@
 //! Slow and needing Debian's `nginx`, so `#[ignore]`d: `make test-integration`
 //! runs them (`cargo test --test nginx -- --ignored`).
 
-mod tools;
+mod common;
 
 use std::process::Command;
 use std::time::Instant;
 
+use common::*;
 use gst::prelude::*;
-use tools::{Camera, Proc, TempDir, WAIT};
 
 const NGINX: &str = "/usr/sbin/nginx";
 
@@ -65,7 +67,7 @@ fn start_nginx(dir: &TempDir, sink_port: u16) -> Nginx {
     );
     // A port can be taken between choosing and binding it: try a few.
     for attempt in 0..3 {
-        let (http, https) = (tools::free_port(), tools::free_port());
+        let (http, https) = (free_port(), free_port());
         let server = block
             .lines()
             .map(|l| {
@@ -102,7 +104,7 @@ fn start_nginx(dir: &TempDir, sink_port: u16) -> Nginx {
             .arg("-c")
             .arg(&conf_path);
         let mut proc = Proc::spawn(&format!("nginx{attempt}"), &mut cmd, d);
-        let up = tools::wait_for(WAIT, || {
+        let up = wait_for(LONG_WAIT, || {
             proc.try_status().is_some()
                 || (std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
                     && std::net::TcpStream::connect(("127.0.0.1", https)).is_ok())
@@ -130,7 +132,7 @@ fn start_nginx(dir: &TempDir, sink_port: u16) -> Nginx {
 #[test]
 #[ignore = "needs nginx; run by make test-integration"]
 fn clients_get_stream_and_snapshot_through_nginx() {
-    let cam = Camera::start(None);
+    let cam = LocalCamera::start(None);
     let dir = TempDir::new("nginx");
     let nginx = start_nginx(&dir, cam.port());
     let before = cam.stat("clients-total");
@@ -143,7 +145,7 @@ fn clients_get_stream_and_snapshot_through_nginx() {
         .map(|_| {
             std::thread::spawn(move || {
                 let t = Instant::now();
-                let r = tools::stream_frames(port, "/stream", FRAMES, &[]);
+                let r = stream_frames(port, "/stream", FRAMES, &[]);
                 (r, t.elapsed())
             })
         })
@@ -153,7 +155,7 @@ fn clients_get_stream_and_snapshot_through_nginx() {
         assert_eq!(r.status, 200, "{}", r.head);
         let ct = r.header("content-type").unwrap_or_default().to_string();
         assert!(ct.starts_with("multipart/x-mixed-replace"), "{ct}");
-        let frames = tools::multipart_frames(Some(&ct), &r.body);
+        let frames = multipart_frames(Some(&ct), &r.body);
         assert!(frames.len() >= FRAMES);
         let fps = frames.len() as f64 / took.as_secs_f64();
         eprintln!(
@@ -169,12 +171,12 @@ fn clients_get_stream_and_snapshot_through_nginx() {
         "mjpegsink saw fewer clients than viewers connected through nginx"
     );
 
-    let snap = tools::http_get(port, "/snapshot", &[], WAIT, |_| false).expect("snapshot");
+    let snap = http_get(port, "/snapshot", &[], LONG_WAIT, |_| false).expect("snapshot");
     assert_eq!(snap.status, 200, "{}", snap.head);
     assert_eq!(snap.header("content-type"), Some("image/jpeg"));
-    assert!(tools::is_jpeg(&snap.body), "snapshot is not a JPEG");
+    assert!(is_jpeg(&snap.body), "snapshot is not a JPEG");
 
-    let state = tools::http_get(port, "/state", &[], WAIT, |_| false).expect("state");
+    let state = http_get(port, "/state", &[], LONG_WAIT, |_| false).expect("state");
     assert_eq!(state.status, 200, "{}", state.head);
     let json: serde_json::Value = serde_json::from_slice(&state.body).expect("JSON /state");
     assert!(json.get("clients").is_some(), "{json}");
@@ -183,42 +185,31 @@ fn clients_get_stream_and_snapshot_through_nginx() {
 #[test]
 #[ignore = "needs nginx; run by make test-integration"]
 fn mjpegsrc_reads_through_nginx_tls_termination() {
-    let cam = Camera::start(None);
+    let cam = LocalCamera::start(None);
     let dir = TempDir::new("nginx-tls");
     let nginx = start_nginx(&dir, cam.port());
 
     let url = format!("https://127.0.0.1:{}/stream", nginx.https);
-    let pipeline = gst::parse::launch(&format!(
+    let pipeline = launch(&format!(
         "mjpegsrc location={url} ssl-strict=false ! appsink name=out sync=false"
-    ))
-    .expect("pipeline")
-    .downcast::<gst::Pipeline>()
-    .expect("a pipeline");
-    let appsink = pipeline
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("an appsink");
+    ));
+    let appsink = by_name::<gst_app::AppSink>(&pipeline, "out");
     pipeline.set_state(gst::State::Playing).expect("playing");
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + LONG_WAIT;
     let mut got = 0;
     while got < 30 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(sample) =
-            appsink.try_pull_sample(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
-        else {
+        let Some(sample) = pull_until(&appsink, deadline) else {
             break;
         };
         let buffer = sample.buffer().expect("buffer");
         let map = buffer.map_readable().expect("readable");
-        assert!(tools::is_jpeg(&map), "frame {got} is not a whole JPEG");
-        let caps = sample
-            .caps()
-            .expect("caps")
-            .structure(0)
-            .expect("s")
-            .to_owned();
-        assert_eq!(caps.get::<i32>("width").ok(), Some(320), "{caps}");
+        assert!(is_jpeg(&map), "frame {got} is not a whole JPEG");
+        assert_eq!(
+            sample_size(&sample).map(|(w, _)| w),
+            Some(320),
+            "{:?}",
+            sample.caps()
+        );
         got += 1;
     }
     let stats = pipeline

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The README works when pasted: every `gst-launch-1.0` command in a code
 //! block of README.md is run, with the built plugin on `GST_PLUGIN_PATH`,
 //! after these substitutions (README.md lists them too):
@@ -17,13 +19,13 @@
 //! with status 0; files written are a whole JPEG or Matroska; `-m` prints
 //! the `mjpegsrc-connected` message; `GST_DEBUG=mjpegsrc:5` logs.
 
-mod tools;
+mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use tools::{Camera, Proc, TempDir, WAIT};
+use common::*;
 
 #[derive(Debug)]
 struct Case {
@@ -95,7 +97,7 @@ fn extract(readme: &str) -> Vec<Case> {
 /// What a command needs and what it should produce.
 struct Plan {
     args: Vec<String>,
-    camera: Option<Camera>,
+    camera: Option<LocalCamera>,
     serve_port: Option<u16>,
     files: Vec<PathBuf>,
     ends_by_itself: bool,
@@ -120,8 +122,8 @@ fn plan(case: &Case, dir: &TempDir) -> Plan {
         .iter()
         .any(|a| a.contains("http://camera/"))
         .then(|| match (arg("user-id"), arg("user-pw")) {
-            (Some(u), Some(p)) => Camera::start(Some((u, p))),
-            _ => Camera::start(None),
+            (Some(u), Some(p)) => LocalCamera::start(Some((u, p))),
+            _ => LocalCamera::start(None),
         });
     let mut args = Vec::new();
     let mut serve_port = None;
@@ -147,7 +149,7 @@ fn plan(case: &Case, dir: &TempDir) -> Plan {
             files.push(path.clone());
             args.push(format!("location={}", path.display()));
         } else if a.starts_with("port=") {
-            let port = tools::free_port();
+            let port = free_port();
             serve_port = Some(port);
             args.push(format!("port={port}"));
         } else if a == "host=0.0.0.0" || a == "host=::" {
@@ -158,7 +160,7 @@ fn plan(case: &Case, dir: &TempDir) -> Plan {
     }
     if args.iter().any(|a| a == "mjpegsink") && serve_port.is_none() {
         // mjpegsink's default port.
-        let port = tools::free_port();
+        let port = free_port();
         serve_port = Some(port);
         args.push(format!("port={port}"));
     }
@@ -178,7 +180,7 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
         return Err("neither reads http://camera/ nor serves: nothing to check".into());
     }
     let mut cmd = Command::new("gst-launch-1.0");
-    tools::gst_env(&mut cmd).args(&plan.args);
+    gst_env(&mut cmd).args(&plan.args);
     for (k, v) in &case.env {
         cmd.env(k, v);
     }
@@ -205,14 +207,14 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut snapshot = None;
-        let served = tools::wait_for(WAIT, || {
+        let served = wait_for(LONG_WAIT, || {
             if proc.try_status().is_some() {
                 return true;
             }
-            snapshot = tools::http_get(port, "/snapshot", &headers, Duration::from_secs(5), |_| {
+            snapshot = http_get(port, "/snapshot", &headers, Duration::from_secs(5), |_| {
                 false
             })
-            .filter(|r| r.status == 200 && tools::is_jpeg(&r.body));
+            .filter(|r| r.status == 200 && is_jpeg(&r.body));
             snapshot.is_some()
         });
         if !served || snapshot.is_none() {
@@ -221,16 +223,16 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
                 format!("no JPEG on http://127.0.0.1:{port}/snapshot"),
             );
         }
-        let resp = tools::stream_frames(port, "/stream", 3, &headers);
+        let resp = stream_frames(port, "/stream", 3, &headers);
         checks.push(format!(
             "served /snapshot and {} frames on /stream",
-            tools::multipart_frames(resp.header("content-type"), &resp.body).len()
+            multipart_frames(resp.header("content-type"), &resp.body).len()
         ));
     }
     if let Some(cam) = &plan.camera {
         let before = cam.stat("frames-out");
         let want = if plan.ends_by_itself { 1 } else { 10 };
-        let read = tools::wait_for(WAIT, || {
+        let read = wait_for(LONG_WAIT, || {
             cam.stat("frames-out") >= before + want
                 || (proc.try_status().is_some() && !plan.ends_by_itself)
         });
@@ -251,7 +253,7 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
         }
         proc.interrupt();
     }
-    let Some(status) = proc.wait(WAIT) else {
+    let Some(status) = proc.wait(LONG_WAIT) else {
         return fail(&proc, "did not end (after SIGINT or EOS)".into());
     };
     if !status.success() {
@@ -262,7 +264,7 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
         let data = std::fs::read(f).unwrap_or_default();
         let name = f.display();
         let ok = match f.extension().and_then(|e| e.to_str()) {
-            Some("jpg" | "jpeg") => tools::is_jpeg(&data),
+            Some("jpg" | "jpeg") => is_jpeg(&data),
             Some("mkv") => data.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) && data.len() > 10_000,
             _ => !data.is_empty(),
         };
@@ -330,4 +332,44 @@ fn extraction_joins_continued_lines_and_reads_variables() {
     assert_eq!(cases[0].line, 4);
     assert_eq!(cases[0].env, [("GST_DEBUG".into(), "mjpegsrc:5".into())]);
     assert_eq!(cases[0].args, ["a", "!", "b"]);
+}
+
+/// The Rust code blocks of the README's gst-check section are, byte for
+/// byte, the bodies of the modules of `tests/readme_gstcheck.rs` (indented
+/// one level there), so the README shows exactly what the suite runs.
+#[test]
+fn gst_check_snippets_are_the_tested_code() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let tested = std::fs::read_to_string(format!("{root}/tests/readme_gstcheck.rs"))
+        .expect("tests/readme_gstcheck.rs");
+    let section = readme
+        .split_once("\n## Testing your pipeline with gst-check\n")
+        .map(|(_, rest)| rest.split("\n## ").next().unwrap_or(rest))
+        .expect("README section \"Testing your pipeline with gst-check\"");
+    let blocks: Vec<&str> = section
+        .split("```rust\n")
+        .skip(1)
+        .map(|b| b.split_once("\n```").expect("closed code block").0)
+        .collect();
+    let modules = tested.matches("\nmod ").count();
+    assert_eq!(blocks.len(), 2, "one gst-check test per element");
+    assert_eq!(blocks.len(), modules, "a README block per tested module");
+    for block in blocks {
+        let indented: Vec<String> = block
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    String::new()
+                } else {
+                    format!("    {l}")
+                }
+            })
+            .collect();
+        let module_body = format!(" {{\n{}\n}}\n", indented.join("\n"));
+        assert!(
+            tested.contains(&module_body),
+            "README block not in tests/readme_gstcheck.rs as a module body:\n{block}"
+        );
+    }
 }

@@ -1,8 +1,12 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A viewer that goes away must not kill a C host program: in
 //! `gst-launch-1.0` (which, unlike Rust programs, does not ignore SIGPIPE)
 //! a write to a closed client socket used to end the whole process.
 
-mod tools;
+mod common;
+
+use common::*;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,12 +42,12 @@ fn vanish(port: u16) {
 
 #[test]
 fn gst_launch_survives_vanishing_clients() {
-    tools::init();
-    let dir = tools::TempDir::new("sigpipe");
-    let port = tools::free_port();
-    let mut proc = tools::Proc::spawn(
+    init();
+    let dir = TempDir::new("sigpipe");
+    let port = free_port();
+    let mut proc = Proc::spawn(
         "server",
-        tools::gst_env(&mut Command::new("gst-launch-1.0")).args([
+        gst_env(&mut Command::new("gst-launch-1.0")).args([
             "videotestsrc",
             "is-live=true",
             "pattern=snow",
@@ -59,7 +63,7 @@ fn gst_launch_survives_vanishing_clients() {
         dir.path(),
     );
     assert!(
-        tools::wait_for(WAIT, || TcpStream::connect(("127.0.0.1", port)).is_ok()
+        wait_for(WAIT, || TcpStream::connect(("127.0.0.1", port)).is_ok()
             || proc.try_status().is_some()),
         "server never listened"
     );
@@ -67,8 +71,8 @@ fn gst_launch_survives_vanishing_clients() {
         vanish(port);
     }
     // Still alive and serving after the server wrote to the dead sockets.
-    let resp = tools::stream_frames(port, "/stream", 3, &[]);
-    let frames = tools::multipart_frames(resp.header("content-type"), &resp.body);
+    let resp = stream_frames(port, "/stream", 3, &[]);
+    let frames = multipart_frames(resp.header("content-type"), &resp.body);
     assert!(
         frames.len() >= 3 && proc.try_status().is_none(),
         "gst-launch-1.0 died ({:?}):\n{}",

@@ -1,8 +1,10 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The JPEG header reader and frame splitter on arbitrary bytes: no panic,
 //! and the splitter always makes progress and never consumes past its input.
 #![no_main]
 
-use gstmjpeg::jpeg::{self, FrameSplitter};
+use gstmjpeg::internals::jpeg::{self, FrameSplitter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

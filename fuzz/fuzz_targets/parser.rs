@@ -9,7 +9,7 @@
 //! source does) gives the same frames as feeding them.
 #![no_main]
 
-use gstmjpeg::multipart::{Disagreement, Event, Handler, Limits, Parser, PartInfo};
+use gstmjpeg::internals::multipart::{Disagreement, Event, Handler, Limits, Parser, PartInfo};
 use libfuzzer_sys::fuzz_target;
 
 const CONTENT_TYPES: &[Option<&str>] = &[

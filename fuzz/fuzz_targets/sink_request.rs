@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! The sink's request handling on arbitrary request bytes: the real hyper
 //! connection handling of `mjpegsink` (`Server::serve_io`) over an in-memory
 //! `tokio::io::duplex`, on a current-thread runtime whose clock is paused, so
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use gstmjpeg::mjpegsink::server::{self, Config, Server};
+use gstmjpeg::internals::sink::{self as server, Config, Server};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A bare reqwest reader of an MJPEG stream: the floor an HTTP stack built on
 //! reqwest sets for `mjpegsrc`. It reads the body chunk by chunk as hyper
 //! hands it over and, unless `--no-copy`, copies every byte once (part

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Many MJPEG viewers in one process, for benchmarking servers.
 //!
 //! Opens `--clients K` connections to `--url`, reads every stream as fast as
@@ -25,6 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+// The crate internals this tool uses (the multipart parser): the one line
+// that names their path.
+use gstmjpeg::internals::multipart::{Event, Handler, Limits, Parser, PartInfo};
 
 #[derive(Clone)]
 struct Args {
@@ -112,64 +118,77 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Incremental part reader: header blocks are scanned, bodies only counted.
-struct Parser {
-    head_done: bool,
-    header: Vec<u8>,
-    body_left: usize,
-    ts: Option<f64>,
+/// Counts the parts of a stream with the crate's multipart parser (bodies
+/// are not kept), after skipping the HTTP response head unless `--raw`.
+struct Reader {
+    /// The response head read so far, until the parser exists.
+    head: Vec<u8>,
+    parser: Option<Parser>,
 }
 
-impl Parser {
+impl Reader {
+    fn new(raw: bool) -> Self {
+        Self {
+            head: Vec::new(),
+            // Without a response head the parser learns the boundary from
+            // the body.
+            parser: raw.then(|| Parser::new(None, Limits::default())),
+        }
+    }
+
     /// Feed bytes; calls `on_frame(x_timestamp)` for every completed part.
-    fn feed(&mut self, mut data: &[u8], on_frame: &mut impl FnMut(Option<f64>)) {
-        while !data.is_empty() {
-            if self.body_left > 0 {
-                let n = self.body_left.min(data.len());
-                self.body_left -= n;
-                data = &data[n..];
-                if self.body_left == 0 {
-                    on_frame(self.ts.take());
-                }
-                continue;
-            }
-            // Accumulate a header block until CRLFCRLF.
-            let start = self.header.len().saturating_sub(3);
-            self.header.extend_from_slice(data);
-            let Some(end) = memchr::memmem::find(&self.header[start..], b"\r\n\r\n") else {
-                if self.header.len() > 64 * 1024 {
-                    self.header.clear();
+    fn feed(&mut self, data: &[u8], on_frame: &mut impl FnMut(Option<f64>)) {
+        let mut data = data;
+        if self.parser.is_none() {
+            let start = self.head.len().saturating_sub(3);
+            self.head.extend_from_slice(data);
+            let Some(end) = memchr::memmem::find(&self.head[start..], b"\r\n\r\n") else {
+                if self.head.len() > 64 * 1024 {
+                    self.head.clear();
                 }
                 return;
             };
             let end = start + end + 4;
-            let consumed = data.len() - (self.header.len() - end);
-            data = &data[consumed..];
-            let block = std::mem::take(&mut self.header);
-            let block = &block[..end];
-            if !self.head_done && block.starts_with(b"HTTP/") {
-                self.head_done = true;
-                continue;
-            }
-            self.head_done = true;
-            let text = String::from_utf8_lossy(block);
-            let mut len = None;
-            for line in text.split("\r\n") {
-                if let Some((k, v)) = line.split_once(':') {
-                    let k = k.trim();
-                    if k.eq_ignore_ascii_case("content-length") {
-                        len = v.trim().parse::<usize>().ok();
-                    } else if k.eq_ignore_ascii_case("x-timestamp") {
-                        self.ts = v.trim().parse::<f64>().ok();
-                    }
-                }
-            }
-            match len {
-                Some(0) | None => self.ts = None,
-                Some(n) => self.body_left = n,
-            }
+            data = &data[data.len() - (self.head.len() - end)..];
+            let head = String::from_utf8_lossy(&self.head[..end]).into_owned();
+            let content_type = head.split("\r\n").find_map(|line| {
+                let (k, v) = line.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-type")
+                    .then(|| v.trim().to_string())
+            });
+            self.parser = Some(Parser::new(content_type.as_deref(), Limits::default()));
+            self.head = Vec::new();
+        }
+        if let Some(parser) = &mut self.parser {
+            let mut parts = Parts { ts: None, on_frame };
+            // A parse error leaves the parser failed: no more frames.
+            let _ = parser.feed(data, &mut parts);
         }
     }
+}
+
+/// The parser's callbacks: a frame is counted when its part ends.
+struct Parts<'a, F: FnMut(Option<f64>)> {
+    ts: Option<f64>,
+    on_frame: &'a mut F,
+}
+
+impl<F: FnMut(Option<f64>)> Handler for Parts<'_, F> {
+    fn part_start(&mut self, info: &PartInfo) -> bool {
+        self.ts = info.timestamp;
+        true
+    }
+    fn part_data(&mut self, _data: &[u8]) -> bool {
+        true
+    }
+    fn part_end(&mut self) {
+        (self.on_frame)(self.ts.take());
+    }
+    fn part_abort(&mut self) {
+        self.ts = None;
+    }
+    fn event(&mut self, _ev: Event) {}
 }
 
 async fn run_client(
@@ -206,12 +225,7 @@ async fn run_client(
     let win_end = a.warmup + a.duration;
     let connected_at = t0.elapsed().as_secs_f64();
     let mut nth = 0u64;
-    let mut parser = Parser {
-        head_done: a.raw,
-        header: Vec::new(),
-        body_left: 0,
-        ts: None,
-    };
+    let mut parser = Reader::new(a.raw);
     let mut buf = vec![0u8; if slow { 4096 } else { 256 * 1024 }];
     let slow_start = Instant::now();
     let mut slow_bytes = 0f64;

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A fast MJPEG server for the client benchmark (`bench/src_bench.py`).
 //!
 //! It encodes 30 frames of `videotestsrc pattern=smpte` at 1280x720 with

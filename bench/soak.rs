@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Soak test: a relay `mjpegsrc ! mjpegsink` fed by a misbehaving camera and
 //! read by a churn of clients, for a fixed time; memory must stay flat.
 //!
