@@ -38,6 +38,18 @@ impl<S: FrameSink> Handler for Tap<'_, S> {
         self.sink.part_abort()
     }
 
+    fn part_bytes(&self) -> Option<&[u8]> {
+        self.sink.part_bytes()
+    }
+
+    fn part_truncate(&mut self, len: usize) {
+        self.sink.part_truncate(len)
+    }
+
+    fn disagreement(&mut self, d: multipart::Disagreement) {
+        self.sink.disagreement(d)
+    }
+
     fn event(&mut self, ev: multipart::Event) {
         if ev == multipart::Event::Closed {
             self.closed = true;
