@@ -50,7 +50,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod assembler;
-mod client;
+pub(crate) mod client;
 mod imp;
 mod pool;
 mod settings;

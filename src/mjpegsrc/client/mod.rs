@@ -16,7 +16,7 @@
 //! * `http1.rs` — the lenient HTTP/1.x exchange and body reader;
 //! * `auth.rs` — Basic and Digest; `tls.rs` — certificate verification.
 
-mod auth;
+pub(crate) mod auth;
 mod config;
 mod http1;
 mod open;
