@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Shared helpers for the `mjpegsrc` integration tests: synthetic JPEGs,
 //! multipart / HTTP byte builders, a scripted fake camera on raw TCP (plain
 //! or TLS) and a small pipeline wrapper (`mjpegsrc ! appsink`) with bounded
@@ -18,6 +20,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+
+pub mod hostile;
 
 /// Upper bound of every wait for something that should happen promptly.
 pub const WAIT: Duration = Duration::from_secs(10);
