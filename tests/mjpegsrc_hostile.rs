@@ -398,3 +398,31 @@ fn frame_without_a_size_keeps_the_caps() {
     assert_eq!(caps.len(), 2, "caps only when the size changes: {caps:?}");
     assert_eq!(src.stats().u64("frames-without-size"), 2);
 }
+
+#[test]
+fn a_snapshot_url_is_polled_without_growing_the_delay() {
+    // One image/jpeg per response is a snapshot camera, not a failing
+    // stream: every poll succeeds, the failure count stays at 1.
+    let f = jpeg(320, 240, 9070);
+    let served = f.clone();
+    let cam = FakeCamera::start(move |_| {
+        let mut r = head(
+            "HTTP/1.1 200 OK",
+            &[
+                ("Content-Type", "image/jpeg"),
+                ("Content-Length", &served.len().to_string()),
+                ("Connection", "close"),
+            ],
+        );
+        r.extend_from_slice(&served);
+        vec![Step::Write(r), Step::Close]
+    });
+    let src = Src::fast(&cam.url("/snapshot.jpg"))
+        .set("retry-delay", 100u32)
+        .play();
+    for fr in src.frames(4) {
+        assert_eq!(fr.data, f);
+    }
+    let a = attempts(&src);
+    assert!(a.len() >= 3 && a.iter().all(|&n| n == 1), "{a:?}");
+}

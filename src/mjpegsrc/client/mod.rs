@@ -22,7 +22,9 @@
 //! restarted together are not hit together. The failure count (`attempt`,
 //! bounded by `retries`) is reset only by a *working* session: one that
 //! delivered frames for at least [`WORKING_SESSION`] (its first and last
-//! frame that far apart). A server that sends a frame and closes is failing.
+//! frame that far apart), or a snapshot (a response of type `image/*` that
+//! delivered its frame: a snapshot URL is polled every `retry-delay`). A
+//! multipart stream that sends a frame and closes is failing.
 //! 401/403 on the first connection are errors; after a stream has run they
 //! are retried at most [`AUTH_RETRIES`] times in a row, then the client
 //! gives up ("the camera rejected the credentials") rather than lock the
@@ -196,8 +198,11 @@ pub(crate) fn jittered(nominal: Duration, unit: f64) -> Duration {
 pub(crate) struct Progress {
     /// Frames completed during the session.
     pub(crate) frames: u64,
-    /// Frames kept coming for at least [`WORKING_SESSION`].
+    /// Frames kept coming for at least [`WORKING_SESSION`], or a snapshot
+    /// was delivered.
     pub(crate) working: bool,
+    /// The response was a single image (`image/*`), not a stream.
+    pub(crate) snapshot: bool,
     first_frame: Option<Instant>,
 }
 
@@ -208,6 +213,9 @@ impl Progress {
             return;
         }
         self.frames = frames;
+        if self.snapshot {
+            self.working = true;
+        }
         let now = Instant::now();
         match self.first_frame {
             None => self.first_frame = Some(now),

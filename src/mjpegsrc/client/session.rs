@@ -83,6 +83,11 @@ async fn read<S: FrameSink>(
         Err(outcome) => return outcome,
     };
     let content_type = resp.header("content-type").map(str::to_owned);
+    progress.snapshot = content_type.as_deref().is_some_and(|t| {
+        t.trim_start()
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("image/"))
+    });
     let mut parser = Parser::new(content_type.as_deref(), Limits::default());
     lock(stats).connected = true;
     events(Event::Connected {
