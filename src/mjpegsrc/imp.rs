@@ -430,14 +430,14 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecInt::builder("retries")
                     .nick("Retries")
-                    .blurb("Consecutive failed reconnect attempts before giving up with an error; -1 = retry forever")
+                    .blurb("Failed connection attempts in a row before giving up with an error; -1 = retry forever. Only a working session resets the count: frames for at least 5 s (or a delivered snapshot); a stream that sends a frame and closes keeps counting")
                     .minimum(-1)
                     .default_value(DEFAULT_RETRIES)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("retry-delay")
                     .nick("Retry delay")
-                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure")
+                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure. Never below 100 ms, and varied by ±20 % so cameras are not hit in step")
                     .default_value(DEFAULT_RETRY_DELAY)
                     .mutable_ready()
                     .build(),
@@ -470,7 +470,7 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
+                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs, bad-timestamps (camera X-Timestamps left out of the meta), frames-without-size (frames whose size could not be read, pushed with the previous caps) (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location (without user:password), last-reconnect-reason (string)")
                     .read_only()
                     .build(),
                 glib::ParamSpecBoolean::builder("allow-insecure-redirect")
