@@ -70,6 +70,10 @@ pub mod internals {
     pub mod jpeg {
         pub use crate::jpeg::{FrameSplitter, Mark, dimensions, starts_with_soi};
     }
+    /// The source's answers to `WWW-Authenticate` challenges.
+    pub mod auth {
+        pub use crate::mjpegsrc::client::auth::{Auth, Credentials, Verdict};
+    }
     /// The sink's HTTP server, without the element.
     pub mod sink {
         pub use crate::mjpegsink::server::{Config, Server, Stats, bind};

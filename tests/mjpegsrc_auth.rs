@@ -361,20 +361,37 @@ fn digest_auth_qop_auth() {
 #[test]
 fn digest_camera_never_sees_the_password_in_basic() {
     // Challenge-based: the password is not sent preemptively as Basic
-    // (cleartext) to a camera that asks for Digest.
-    let f = frames(1, 320, 240, 2105);
-    let dc = DigestCamera::new(
-        "admin",
-        "pw",
-        false,
-        vec![with(stream(&f, 0), [Step::Stall])],
-    );
-    let cam = digest_camera(dc.clone());
-    let src = Src::harness_for_camera(&cam, DAHUA_PATH)
+    // (cleartext) to a camera that asks for Digest, nor later when the
+    // camera (or a man in the middle) offers only Basic after a Digest
+    // session: that 401 is refused, and after a few tries an error.
+    let f = frames(2, 320, 240, 2105);
+    let dc = DigestCamera::new("admin", "pw", false, vec![with(stream(&f[..1], 0), [Step::Close])]);
+    let rest = f[1..].to_vec();
+    let cam = FakeCamera::start(move |req| {
+        if lock(&dc.state).accepted.is_empty() {
+            return dc.handle(req);
+        }
+        match req.header("Authorization") {
+            Some(a) if a.starts_with("Basic") => with(stream(&rest, 1), [Step::Stall]),
+            _ => {
+                let mut s = unauthorized("Basic realm=\"cam\"");
+                s.push(Step::Close);
+                s
+            }
+        }
+    });
+    let src = Src::for_camera(&cam, DAHUA_PATH)
         .set("user-id", "admin")
         .set("user-pw", "pw")
         .play();
     src.frames(1);
+    let (err, debug) = src
+        .error(WAIT)
+        .expect("Basic-only after Digest is an error");
+    assert!(
+        err.matches(gst::ResourceError::NotAuthorized),
+        "{err:?} ({debug})"
+    );
     let basic: Vec<String> = cam
         .take_requests()
         .iter()
@@ -529,6 +546,7 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
     // Security expectation (beyond the contract; what curl and browsers do):
     // credentials learnt for one origin are not sent to the origin a
     // redirect points to.
+    // The same holds for cookies and extra-headers.
     let f = frames(2, 320, 240, 2160);
     let other = FakeCamera::scripted(vec![with(stream(&f, 0), [Step::Stall])]);
     let target = other.url("/stream");
@@ -546,14 +564,33 @@ fn redirect_to_another_origin_does_not_carry_credentials() {
     let src = Src::fast_harness(&cam.url("/"))
         .set("user-id", "admin")
         .set("user-pw", "secret")
+        .set("cookies", vec!["session=abc123".to_string()])
+        .set(
+            "extra-headers",
+            gst::Structure::builder("headers")
+                .field("X-Api-Key", "key-for-cam")
+                .build(),
+        )
         .paced_by(&other)
         .play();
     let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
+    let origin = cam.take_requests();
+    assert!(
+        origin
+            .iter()
+            .all(|r| r.header("Cookie") == Some("session=abc123")
+                && r.header("X-Api-Key") == Some("key-for-cam")),
+        "the user's origin gets the cookie and extra headers: {origin:?}"
+    );
     let leaked: Vec<String> = other
         .take_requests()
         .iter()
-        .filter_map(|r| r.header("Authorization").map(String::from))
+        .flat_map(|r| {
+            ["Authorization", "Cookie", "X-Api-Key"]
+                .into_iter()
+                .filter_map(|h| r.header(h).map(|v| format!("{h}: {v}")))
+        })
         .collect();
     assert!(
         leaked.is_empty(),

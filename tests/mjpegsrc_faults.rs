@@ -151,6 +151,13 @@ fn reconnects(p: &Posted) -> Vec<(u32, u64, String)> {
         .collect()
 }
 
+/// Whether `delay_ms` is a reconnect delay for a nominal `nominal` ms: the
+/// element varies it by ±20 % and never goes below 100 ms.
+fn jittered(delay_ms: u64, nominal: u64) -> bool {
+    let n = nominal.max(100);
+    ((n * 8 / 10).max(100) - 1..=n * 12 / 10).contains(&delay_ms)
+}
+
 /// `next` (a connection or request) came `delay_ms` after the reconnect
 /// message posted at `msg`, and not much later.
 fn assert_backoff(what: &str, msg: Instant, delay_ms: u64, next: Instant) {
@@ -758,11 +765,11 @@ fn reset_at_every_phase() {
             );
             let r = reconnects(&posted);
             assert_eq!(r.len(), 1, "{r:?}");
-            assert_eq!((r[0].0, r[0].1), (1, u64::from(DELAY_MS)), "{r:?}");
+            assert!(r[0].0 == 1 && jittered(r[0].1, DELAY_MS.into()), "{r:?}");
             let times = wait_for_requests(&requests, 2);
             assert_eq!(times.len(), 2, "two requests");
             let msg_at = posted.named("mjpegsrc-reconnect")[0].0;
-            assert_backoff(c.name, msg_at, u64::from(DELAY_MS), times[1]);
+            assert_backoff(c.name, msg_at, r[0].1, times[1]);
             let connected = posted.named("mjpegsrc-connected").len();
             assert_eq!(
                 connected,
@@ -798,7 +805,7 @@ fn accepted_never_answered_times_out_per_connect_timeout() {
     );
     let r = reconnects(&posted);
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!((r[0].0, r[0].1), (1, u64::from(DELAY_MS)), "{r:?}");
+    assert!(r[0].0 == 1 && jittered(r[0].1, DELAY_MS.into()), "{r:?}");
     assert!(r[0].2.contains("timed out"), "{r:?}");
     let accepted = cam.accepted();
     assert_eq!(accepted.len(), 2, "two connection attempts");
@@ -816,7 +823,7 @@ fn accepted_never_answered_times_out_per_connect_timeout() {
             "{what}: gave up after {waited:?}, connect-timeout is 1 s"
         );
     }
-    assert_backoff("reconnect", msg_at, u64::from(DELAY_MS), accepted[1]);
+    assert_backoff("reconnect", msg_at, r[0].1, accepted[1]);
     let s = src.stats();
     assert_eq!(s.u64("reconnects"), 1, "{}", s.0);
     assert_eq!(s.u64("bytes-received"), 0, "{}", s.0);
@@ -851,7 +858,15 @@ fn dns_failure_is_retried_per_retries() {
     );
     let r = reconnects(&posted);
     let attempts: Vec<(u32, u64)> = r.iter().map(|(a, d, _)| (*a, *d)).collect();
-    assert_eq!(attempts, vec![(1, 50), (2, 100)], "{r:?}");
+    // retry-delay 50 ms: under the 100 ms floor.
+    assert!(
+        attempts.len() == 2
+            && attempts[0].0 == 1
+            && attempts[1].0 == 2
+            && jittered(attempts[0].1, 100)
+            && jittered(attempts[1].1, 100),
+        "{r:?}"
+    );
     for (_, _, reason) in &r {
         assert!(reason.starts_with("connection failed"), "{r:?}");
     }
@@ -958,7 +973,8 @@ fn endless_header_lines_and_blocks_reconnect() {
             assert!(body < 256 * 1024, "{body} body bytes read");
             let times = wait_for_requests(&requests, 2);
             let msg_at = posted.named("mjpegsrc-reconnect")[0].0;
-            assert_backoff(name, msg_at, u64::from(DELAY_MS), times[1]);
+            let delay = reconnects(&posted)[0].1;
+            assert_backoff(name, msg_at, delay, times[1]);
         },
     );
 }
@@ -1057,15 +1073,10 @@ fn endless_part_is_dropped_then_reconnects_memory_bounded() {
                 "read {bytes} bytes: the connection must end right after 64 MiB of one part"
             );
             let r = reconnects(&posted);
-            assert_eq!((r[0].0, r[0].1), (1, u64::from(DELAY_MS)), "{r:?}");
+            assert!(r[0].0 == 1 && jittered(r[0].1, DELAY_MS.into()), "{r:?}");
             let accepted = cam.accepted();
             let msg_at = posted.named("mjpegsrc-reconnect")[0].0;
-            assert_backoff(
-                &format!("{kind:?}"),
-                msg_at,
-                u64::from(DELAY_MS),
-                accepted[1],
-            );
+            assert_backoff(&format!("{kind:?}"), msg_at, r[0].1, accepted[1]);
             assert!(
                 growth <= RSS_BOUND,
                 "{kind:?}: RSS grew by {} KiB reading a 68 MiB part",
@@ -1288,7 +1299,14 @@ fn server_restarting_on_the_same_port() {
     let r = reconnects(&posted);
     let attempts: Vec<(u32, u64)> = r.iter().map(|(a, d, _)| (*a, *d)).collect();
     let d = u64::from(DELAY_MS);
-    assert_eq!(attempts, vec![(1, d), (2, 2 * d)], "{r:?}");
+    assert!(
+        attempts.len() == 2
+            && attempts[0].0 == 1
+            && attempts[1].0 == 2
+            && jittered(attempts[0].1, d)
+            && jittered(attempts[1].1, 2 * d),
+        "{r:?}"
+    );
     assert_eq!(r[0].2, "the server closed the stream", "{r:?}");
     assert!(
         r[1].2.contains("onnection refused"),
@@ -1296,7 +1314,7 @@ fn server_restarting_on_the_same_port() {
     );
     let times = wait_for_requests(&requests, 1);
     let msgs = posted.named("mjpegsrc-reconnect");
-    assert_backoff("after the refusal", msgs[1].0, 2 * d, times[0]);
+    assert_backoff("after the refusal", msgs[1].0, r[1].1, times[0]);
     assert_eq!(posted.named("mjpegsrc-connected").len(), 2);
 }
 
@@ -1478,6 +1496,6 @@ fn trickled_response_head_is_bounded_by_connect_timeout() {
         waited >= Duration::from_secs(1) && waited <= Duration::from_secs(1) + SLACK,
         "{waited:?}"
     );
-    assert_backoff("trickled head", msgs[0].0, u64::from(DELAY_MS), times[1]);
+    assert_backoff("trickled head", msgs[0].0, r[0].1, times[1]);
     assert_eq!(posted.named("mjpegsrc-connected").len(), 1);
 }

@@ -375,11 +375,12 @@ fn retries_exhausted_after_the_stream_ran() {
 
 #[test]
 fn backoff_grows_to_the_cap() {
-    // retry-delay 10 ms doubling up to retry-delay-max 40 ms.
+    // retry-delay 100 ms doubling up to retry-delay-max 400 ms, each delay
+    // varied by up to ±20 % (never below 100 ms).
     let port = free_port();
-    let src = Src::fast_harness(&format!("http://127.0.0.1:{port}/"))
-        .set("retry-delay", 10u32)
-        .set("retry-delay-max", 40u32)
+    let src = Src::fast(&format!("http://127.0.0.1:{port}/"))
+        .set("retry-delay", 100u32)
+        .set("retry-delay-max", 400u32)
         .play();
     let mut delays = Vec::new();
     for want in 1..=6u32 {
@@ -389,40 +390,47 @@ fn backoff_grows_to_the_cap() {
         assert_eq!(m.get::<u32>("attempt").expect("attempt"), want, "{m}");
         delays.push(m.get::<u64>("delay-ms").expect("delay-ms"));
     }
-    assert_eq!(delays[0], 10, "first delay is retry-delay: {delays:?}");
+    let nominal = [100u64, 200, 400, 400, 400, 400];
+    for (d, n) in delays.iter().zip(nominal) {
+        assert!(
+            (n * 8 / 10..=n * 12 / 10).contains(d) && *d >= 100,
+            "{d} ms for a nominal {n} ms: {delays:?}"
+        );
+    }
     assert!(
-        delays.windows(2).all(|w| w[0] <= w[1]),
-        "non-decreasing: {delays:?}"
+        delays.iter().zip(nominal).any(|(d, n)| *d != n),
+        "jitter: {delays:?}"
     );
-    assert!(
-        delays.iter().all(|&d| d <= 40),
-        "capped at retry-delay-max: {delays:?}"
-    );
-    assert_eq!(
-        *delays.last().expect("delays"),
-        40,
-        "reaches the cap: {delays:?}"
-    );
+    assert!(delays[5] > delays[0], "grows: {delays:?}");
 }
 
 #[test]
 fn attempt_counter_restarts_after_a_successful_connection() {
-    let f = frames(2, 320, 240, 1090);
+    // Only a working session (frames for at least 5 s) restarts the count:
+    // a session with one frame does not, one with frames 5 s apart does.
+    let f = frames(4, 320, 240, 1090);
+    let mut working = stream(&f[1..2], 1);
+    working.push(Step::Pause(Duration::from_millis(5200)));
+    working.extend(stream(&f[2..3], 2).into_iter().skip(1));
+    working.push(Step::Close);
     let cam = FakeCamera::scripted(vec![
         status(503, "Service Unavailable", &[]),
         with(stream(&f[..1], 0), [Step::Close]),
         status(503, "Service Unavailable", &[]),
-        with(stream(&f[1..], 1), [Step::Stall]),
+        working,
+        status(503, "Service Unavailable", &[]),
+        with(stream(&f[3..], 3), [Step::Stall]),
     ]);
-    let src = Src::harness_for_camera(&cam, "/").play();
-    let data: Vec<Vec<u8>> = src.frames(2).into_iter().map(|f| f.data).collect();
+    let src = Src::for_camera(&cam, "/").play();
+    let data: Vec<Vec<u8>> = src.frames(4).into_iter().map(|f| f.data).collect();
     assert_frames(&data, &f);
     let attempts: Vec<u32> = reconnect_messages(&src)
         .iter()
         .map(|m| m.get::<u32>("attempt").expect("attempt"))
         .collect();
-    // 503 (1), stream, EOF (1), 503 (2), stream.
-    assert_eq!(attempts, vec![1, 1, 2]);
+    // 503 (1), one frame, EOF (2), 503 (3), frames over 5 s, EOF (1),
+    // 503 (2), stream.
+    assert_eq!(attempts, vec![1, 2, 3, 1, 2]);
 }
 
 #[test]

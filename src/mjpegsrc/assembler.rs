@@ -143,6 +143,7 @@ impl Assembler {
     fn not_jpeg(&mut self) {
         self.current = None;
         lock(&self.handoff.stats).skipped_parts += 1;
+        (self.events)(Event::PartNotJpeg);
     }
 
     fn enqueue(&mut self, frame: Frame) {
@@ -270,6 +271,7 @@ impl Handler for Assembler {
         };
         if !jpeg::starts_with_soi(&b.map[..b.len]) {
             lock(&self.handoff.stats).skipped_parts += 1;
+            (self.events)(Event::PartNotJpeg);
             return;
         }
         let dims = jpeg::dimensions(&b.map[..b.len]);
@@ -337,9 +339,12 @@ impl Handler for Assembler {
 }
 
 /// Run the client with an assembler filling `handoff`, until it gives up:
-/// its fatal error then goes through the queue to `create()`.
+/// its fatal error then goes through the queue to `create()`. A panic in the
+/// task is such an error too, never a silent end.
 pub(crate) async fn read_stream(config: client::Config, handoff: Arc<Handoff>, events: Events) {
     let mut assembler = Assembler::new(handoff.clone(), events.clone());
-    let fatal = client::run(config, &mut assembler, &handoff.stats, &events).await;
+    let fatal =
+        client::catch_panics(client::run(config, &mut assembler, &handoff.stats, &events)).await;
+    lock(&handoff.stats).connected = false;
     handoff.push_fatal(fatal);
 }

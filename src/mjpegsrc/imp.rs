@@ -7,7 +7,8 @@
 //!
 //! Locks: `settings` is never held with another lock. `state` may be held
 //! while taking `Handoff::stats`, which is taken before `Handoff::queue`
-//! (`assembler.rs`); no lock is held across a wait or network I/O.
+//! (`assembler.rs`); `notices` is never held with another lock; no lock is
+//! held across a wait or network I/O.
 
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
@@ -21,9 +22,10 @@ use gst_base::subclass::prelude::*;
 use url::Url;
 
 use super::assembler::{self, Handoff, Item, QUEUE_LEN};
-use super::client::{self, Event, Fatal, FatalKind};
+use super::client::{self, DropReason, Event, Fatal, FatalKind};
 use super::pool::FramePool;
 use super::settings::*;
+use super::stats::{NoticeKind, Notices};
 use crate::multipart;
 use crate::runtime::{Canceller, RUNTIME, lock};
 
@@ -54,6 +56,32 @@ struct Stamps {
     /// First and last camera timestamp of the current camera clock run.
     first_camera_ts: Option<f64>,
     last_camera_ts: Option<f64>,
+    /// An absurd camera timestamp was logged (once per run).
+    bad_timestamp_logged: bool,
+}
+
+/// Camera timestamps further apart than this (in ns) are absurd: their
+/// difference does not fit a `GstClockTime`.
+const MAX_CAMERA_SPAN_NS: f64 = 1.8e19;
+
+impl Stamps {
+    /// The time of camera stamp `ts` relative to the first stamp of the
+    /// camera's current clock run, or `None` for an absurd stamp. Camera
+    /// clocks are unknown: a jump backwards (reboot) restarts the run, and
+    /// so does a jump too large to be represented (the stamp itself is left
+    /// out).
+    fn camera_time(&mut self, ts: f64) -> Option<gst::ClockTime> {
+        let first = match (self.first_camera_ts, self.last_camera_ts) {
+            (Some(first), Some(last)) if ts >= last => first,
+            _ => ts,
+        };
+        let ns = (ts - first) * 1e9;
+        // Also false for NaN.
+        let representable = (0.0..MAX_CAMERA_SPAN_NS).contains(&ns);
+        self.first_camera_ts = Some(if representable { first } else { ts });
+        self.last_camera_ts = Some(ts);
+        representable.then(|| gst::ClockTime::from_nseconds(ns as u64))
+    }
 }
 
 /// What exists when.
@@ -91,6 +119,8 @@ pub struct MjpegSrc {
     settings: Mutex<Settings>,
     state: Mutex<State>,
     canceller: Canceller,
+    /// Rate limiter of the `mjpegsrc-skipped` warnings and messages.
+    notices: Mutex<Notices>,
 }
 
 #[glib::object_subclass]
@@ -114,7 +144,10 @@ impl MjpegSrc {
             None => settings.client.location = None,
             Some(uri) => {
                 let url = Url::parse(uri).map_err(|e| {
-                    glib::Error::new(gst::URIError::BadUri, &format!("Invalid URI '{uri}': {e}"))
+                    glib::Error::new(
+                        gst::URIError::BadUri,
+                        &format!("Invalid URI '{}': {e}", client::redact(uri)),
+                    )
                 })?;
                 if url.scheme() != "http" && url.scheme() != "https" {
                     return Err(glib::Error::new(
@@ -150,7 +183,8 @@ impl MjpegSrc {
         let location = lock(&self.settings)
             .client
             .location
-            .clone()
+            .as_deref()
+            .map(client::redact)
             .unwrap_or_default();
         let state = lock(&self.state);
         let idle = Default::default();
@@ -178,7 +212,35 @@ impl MjpegSrc {
             .field("last-reconnect-reason", s.last_reconnect_reason.as_str())
             .field("free-buffers", free)
             .field("connected", s.connected)
+            .field("bad-timestamps", s.bad_timestamps)
+            .field("frames-without-size", s.frames_without_size)
             .build()
+    }
+
+    /// Something was dropped or skipped: a warning and a `mjpegsrc-skipped`
+    /// element message, at most one per kind per 5 s, with the counts.
+    fn notice(&self, kind: NoticeKind) {
+        let Some(n) = lock(&self.notices).note(kind, Instant::now()) else {
+            return;
+        };
+        let what = match kind {
+            NoticeKind::TooBig => "frames larger than max-frame-size dropped",
+            NoticeKind::NotJpeg => "parts that are not JPEG skipped",
+            NoticeKind::BadTimestamp => "absurd camera X-Timestamp values left out of the meta",
+        };
+        gst::element_imp_warning!(
+            self,
+            gst::StreamError::Format,
+            ["{} {} (total {})", n.count, what, n.total]
+        );
+        self.post_element_message(
+            gst::Structure::builder("mjpegsrc-skipped")
+                .field("kind", kind.as_str())
+                .field("count", n.count)
+                .field("total", n.total)
+                .field("reason", what)
+                .build(),
+        );
     }
 
     fn post_element_message(&self, s: gst::Structure) {
@@ -240,6 +302,9 @@ impl MjpegSrc {
             Event::Parser(ev) => match ev {
                 multipart::Event::Skipped(reason) => {
                     gst::debug!(CAT, imp = self, "Skipped a part: {reason:?}");
+                    if reason == multipart::SkipReason::NotJpeg {
+                        self.notice(NoticeKind::NotJpeg);
+                    }
                 }
                 multipart::Event::Resync => {
                     gst::debug!(
@@ -269,6 +334,13 @@ impl MjpegSrc {
             },
             Event::FrameDropped { seq, reason } => {
                 gst::log!(CAT, imp = self, "Dropped frame {seq} ({})", reason.as_str());
+                if reason == DropReason::TooBig {
+                    self.notice(NoticeKind::TooBig);
+                }
+            }
+            Event::PartNotJpeg => {
+                gst::debug!(CAT, imp = self, "Skipped a part that is not a JPEG");
+                self.notice(NoticeKind::NotJpeg);
             }
             Event::FrameComplete { seq, len } => {
                 gst::trace!(CAT, imp = self, "Frame {seq} complete, {len} bytes");
@@ -284,6 +356,9 @@ fn error_message(fatal: Fatal) -> gst::ErrorMessage {
         FatalKind::NotAuthorized => gst::ResourceError::NotAuthorized,
         FatalKind::OpenRead => gst::ResourceError::OpenRead,
         FatalKind::Read => gst::ResourceError::Read,
+        FatalKind::Internal => {
+            return gst::error_msg!(gst::CoreError::Failed, ["{}", fatal.message]);
+        }
     };
     gst::error_msg!(kind, ["{}", fatal.message])
 }
@@ -358,14 +433,14 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecInt::builder("retries")
                     .nick("Retries")
-                    .blurb("Consecutive failed reconnect attempts before giving up with an error; -1 = retry forever")
+                    .blurb("Failed connection attempts in a row before giving up with an error; -1 = retry forever. Only a working session resets the count: frames for at least 5 s (or a delivered snapshot); a stream that sends a frame and closes keeps counting")
                     .minimum(-1)
                     .default_value(DEFAULT_RETRIES)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("retry-delay")
                     .nick("Retry delay")
-                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure")
+                    .blurb("Milliseconds to wait before the first reconnect attempt; doubles on each further failure. Never below 100 ms, and varied by ±20 % so cameras are not hit in step")
                     .default_value(DEFAULT_RETRY_DELAY)
                     .mutable_ready()
                     .build(),
@@ -398,8 +473,14 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full + dropped-broken), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs, junk-bytes, length-mismatches (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
+                    .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full + dropped-broken), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs, junk-bytes (bytes between a complete part and the next delimiter), length-mismatches (Content-Length repaired by the delimiter), bad-timestamps (camera X-Timestamps left out of the meta), frames-without-size (frames whose size could not be read, pushed with the previous caps) (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location (without user:password), last-reconnect-reason (string)")
                     .read_only()
+                    .build(),
+                glib::ParamSpecBoolean::builder("allow-insecure-redirect")
+                    .nick("Allow insecure redirect")
+                    .blurb("Follow a redirect from https to http; refused with an error otherwise. Credentials, cookies and extra-headers never go to another origin")
+                    .default_value(DEFAULT_ALLOW_INSECURE_REDIRECT)
+                    .mutable_ready()
                     .build(),
             ]
         });
@@ -453,6 +534,9 @@ impl ObjectImpl for MjpegSrc {
             "max-frame-size" => s.max_frame_size = value.get().expect("type checked upstream"),
             "pool-size" => s.pool_size = value.get().expect("type checked upstream"),
             "is-live" => s.is_live = value.get().expect("type checked upstream"),
+            "allow-insecure-redirect" => {
+                c.allow_insecure_redirect = value.get().expect("type checked upstream")
+            }
             other => unreachable!("unknown property {other}"),
         }
         let live = s.is_live;
@@ -487,6 +571,7 @@ impl ObjectImpl for MjpegSrc {
             "max-frame-size" => s.max_frame_size.to_value(),
             "pool-size" => s.pool_size.to_value(),
             "is-live" => s.is_live.to_value(),
+            "allow-insecure-redirect" => c.allow_insecure_redirect.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -572,6 +657,7 @@ impl BaseSrcImpl for MjpegSrc {
             handoff: Arc::new(Handoff::new(pool)),
             config: Box::new(config),
         };
+        *lock(&self.notices) = Notices::default();
         self.canceller.reset();
         Ok(())
     }
@@ -712,17 +798,25 @@ impl PushSrcImpl for MjpegSrc {
             .then(|| self.running_time_at(frame.arrival, stamps))
             .flatten();
 
-        // Renegotiate when the frame size changes (and for the first frame).
-        let new_caps = if stamps.caps_dims != Some(frame.dims) {
-            stamps.caps_dims = Some(frame.dims);
-            let mut caps = gst::Caps::builder("image/jpeg");
-            if let Some((w, h)) = frame.dims {
-                caps = caps.field("width", w as i32).field("height", h as i32);
+        // Renegotiate when the frame size really changes (and for the first
+        // frame, with or without a size). A frame without a readable size
+        // keeps the caps there are.
+        if frame.dims.is_none() {
+            lock(&handoff.stats).frames_without_size += 1;
+        }
+        let new_caps = match (stamps.caps_dims, frame.dims) {
+            (Some(_), None) => None,
+            (Some(current), Some(dims)) if current == Some(dims) => None,
+            (_, dims) => {
+                stamps.caps_dims = Some(dims);
+                let mut caps = gst::Caps::builder("image/jpeg");
+                if let Some((w, h)) = dims {
+                    caps = caps.field("width", w as i32).field("height", h as i32);
+                }
+                Some(caps.field("framerate", gst::Fraction::new(0, 1)).build())
             }
-            Some(caps.field("framerate", gst::Fraction::new(0, 1)).build())
-        } else {
-            None
         };
+        let mut bad_timestamp = None;
 
         let mut buffer = frame.buffer;
         {
@@ -733,22 +827,45 @@ impl PushSrcImpl for MjpegSrc {
                 buf.set_flags(gst::BufferFlags::DISCONT);
             }
             if let Some(ts) = frame.camera_ts {
-                // Camera clocks are unknown: carry the time relative to
-                // the first stamp seen; a jump backwards (reboot) restarts it.
-                let first = match (stamps.first_camera_ts, stamps.last_camera_ts) {
-                    (Some(first), Some(last)) if ts >= last => first,
-                    _ => ts,
-                };
-                stamps.first_camera_ts = Some(first);
-                stamps.last_camera_ts = Some(ts);
-                let rel = gst::ClockTime::from_nseconds(((ts - first).max(0.0) * 1e9) as u64);
-                static CAMERA_CAPS: LazyLock<gst::Caps> =
-                    LazyLock::new(|| gst::Caps::new_empty_simple("timestamp/x-mjpeg-camera"));
-                gst::ReferenceTimestampMeta::add(buf, &CAMERA_CAPS, rel, gst::ClockTime::NONE);
+                // Carried relative to the first stamp of the camera's clock
+                // run; an absurd stamp is left out and counted.
+                match stamps.camera_time(ts) {
+                    Some(rel) => {
+                        static CAMERA_CAPS: LazyLock<gst::Caps> = LazyLock::new(|| {
+                            gst::Caps::new_empty_simple("timestamp/x-mjpeg-camera")
+                        });
+                        gst::ReferenceTimestampMeta::add(
+                            buf,
+                            &CAMERA_CAPS,
+                            rel,
+                            gst::ClockTime::NONE,
+                        );
+                    }
+                    None => {
+                        let first_time = !std::mem::replace(&mut stamps.bad_timestamp_logged, true);
+                        bad_timestamp = Some((ts, first_time));
+                    }
+                }
             }
         }
-        lock(&handoff.stats).frames_pushed += 1;
+        {
+            let mut stats = lock(&handoff.stats);
+            stats.frames_pushed += 1;
+            if bad_timestamp.is_some() {
+                stats.bad_timestamps += 1;
+            }
+        }
         drop(guard);
+        if let Some((ts, first_time)) = bad_timestamp {
+            if first_time {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "Camera X-Timestamp {ts} jumps too far to be represented: left out of the meta (counted in bad-timestamps)"
+                );
+            }
+            self.notice(NoticeKind::BadTimestamp);
+        }
 
         if let Some(caps) = new_caps {
             gst::debug!(CAT, imp = self, "Caps {}", caps);

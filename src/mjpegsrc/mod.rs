@@ -20,9 +20,25 @@
  *
  * After a disconnect, a stall (`timeout`), an HTTP 5xx or garbage it
  * reconnects with a doubling back-off (`retry-delay` up to
- * `retry-delay-max`), posting a warning and a `mjpegsrc-reconnect` element
- * message each time; `retries` bounds the attempts. 401/403 (after trying
- * the credentials) and 404 on the first connection are errors.
+ * `retry-delay-max`, never below 100 ms, varied by ±20 %), posting a warning
+ * and a `mjpegsrc-reconnect` element message each time; `retries` bounds the
+ * failed attempts in a row, a count that only a working session resets
+ * (frames for at least 5 s, or a delivered snapshot). 401/403 (after trying
+ * the credentials) and 404 on the first connection are errors; after a
+ * stream ran, 401/403 are retried three times, then an error ("the camera
+ * rejected the credentials") rather than locking the camera's account.
+ *
+ * Redirects follow curl's rules: credentials, `cookies` and `extra-headers`
+ * go only to the origin of `location`; an https → http redirect is an error
+ * unless `allow-insecure-redirect` is set. Once a server has offered Digest,
+ * the password is never sent to it in Basic. `user:password@` never appears
+ * in `stats`, messages or logs.
+ *
+ * Frames too big for `max-frame-size`, parts that are not JPEG and absurd
+ * camera timestamps post a warning and a `mjpegsrc-skipped` element message
+ * (at most one per kind every 5 s, with counts), so an application learns
+ * why no frames arrive. Caps change only when the frame size does: a frame
+ * whose size cannot be read keeps the previous caps.
  *
  * The `stats` property (a `mjpegsrc-stats` structure) and the
  * `mjpegsrc-connected` / `mjpegsrc-reconnect` element messages report what
@@ -50,7 +66,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod assembler;
-mod client;
+pub(crate) mod client;
 mod imp;
 mod pool;
 mod settings;

@@ -17,6 +17,7 @@ pub(crate) const DEFAULT_POOL_SIZE: u32 = 8;
 pub(crate) const MIN_POOL_SIZE: u32 = 2;
 pub(crate) const MAX_POOL_SIZE: u32 = 1024;
 pub(crate) const DEFAULT_IS_LIVE: bool = true;
+pub(crate) const DEFAULT_ALLOW_INSECURE_REDIRECT: bool = false;
 
 pub(crate) fn default_user_agent() -> String {
     format!("gst-mjpeg/{}", env!("CARGO_PKG_VERSION"))
@@ -52,6 +53,7 @@ impl Default for Settings {
                 retries: DEFAULT_RETRIES,
                 retry_delay: DEFAULT_RETRY_DELAY,
                 retry_delay_max: DEFAULT_RETRY_DELAY_MAX,
+                allow_insecure_redirect: DEFAULT_ALLOW_INSECURE_REDIRECT,
             },
             extra_headers: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,

@@ -32,6 +32,11 @@ pub(crate) struct Stats {
     pub(crate) last_reconnect_reason: String,
     pub(crate) connected: bool,
     recent: VecDeque<Instant>,
+    /// Camera `X-Timestamp`s left out of the meta (not representable).
+    pub(crate) bad_timestamps: u64,
+    /// Frames whose JPEG header gave no usable size (pushed with the
+    /// previous caps).
+    pub(crate) frames_without_size: u64,
 }
 
 impl Stats {
@@ -68,5 +73,102 @@ impl Stats {
             + self.dropped_too_big
             + self.dropped_queue_full
             + self.dropped_broken
+    }
+}
+
+/// What the element tells the application about, at most once per
+/// [`NOTICE_INTERVAL`] per kind, so a stream that only sends what is
+/// dropped does not look connected and silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoticeKind {
+    /// A frame larger than `max-frame-size` was dropped.
+    TooBig,
+    /// A part that is not a JPEG was skipped.
+    NotJpeg,
+    /// An absurd camera timestamp was left out of the meta.
+    BadTimestamp,
+}
+
+impl NoticeKind {
+    const ALL: usize = 3;
+
+    fn index(self) -> usize {
+        match self {
+            NoticeKind::TooBig => 0,
+            NoticeKind::NotJpeg => 1,
+            NoticeKind::BadTimestamp => 2,
+        }
+    }
+
+    /// The `kind` field of the `mjpegsrc-skipped` message.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::TooBig => "too-big",
+            NoticeKind::NotJpeg => "not-jpeg",
+            NoticeKind::BadTimestamp => "bad-timestamp",
+        }
+    }
+}
+
+/// Shortest time between two notices of one kind.
+pub(crate) const NOTICE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A notice due: how many occurrences since the previous notice of this
+/// kind, and since start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Notice {
+    pub(crate) kind: NoticeKind,
+    pub(crate) count: u64,
+    pub(crate) total: u64,
+}
+
+/// The rate limiter behind the notices.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    last: [Option<Instant>; NoticeKind::ALL],
+    pending: [u64; NoticeKind::ALL],
+    total: [u64; NoticeKind::ALL],
+}
+
+impl Notices {
+    /// One more occurrence of `kind` at `now`: the notice to post, if one
+    /// is due.
+    pub(crate) fn note(&mut self, kind: NoticeKind, now: Instant) -> Option<Notice> {
+        let i = kind.index();
+        self.pending[i] += 1;
+        self.total[i] += 1;
+        if self.last[i].is_some_and(|t| now.saturating_duration_since(t) < NOTICE_INTERVAL) {
+            return None;
+        }
+        self.last[i] = Some(now);
+        Some(Notice {
+            kind,
+            count: std::mem::take(&mut self.pending[i]),
+            total: self.total[i],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_are_rate_limited_per_kind() {
+        let mut n = Notices::default();
+        let t0 = Instant::now();
+        let first = n.note(NoticeKind::NotJpeg, t0).expect("first notice");
+        assert_eq!((first.count, first.total), (1, 1));
+        assert_eq!(n.note(NoticeKind::NotJpeg, t0), None);
+        assert_eq!(
+            n.note(NoticeKind::NotJpeg, t0 + Duration::from_secs(4)),
+            None
+        );
+        // Another kind is not held back.
+        assert!(n.note(NoticeKind::TooBig, t0).is_some());
+        let later = n
+            .note(NoticeKind::NotJpeg, t0 + NOTICE_INTERVAL)
+            .expect("after the interval");
+        assert_eq!((later.count, later.total), (3, 4));
     }
 }

@@ -17,6 +17,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod camera;
+pub mod hostile;
 pub mod http;
 pub mod jpeg;
 pub mod pipeline;

@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) retry_delay: u32,
     /// Cap of the reconnect delay, milliseconds.
     pub(crate) retry_delay_max: u32,
+    /// Follow an https → http redirect.
+    pub(crate) allow_insecure_redirect: bool,
 }
 
 /// Everything the client needs, fixed when the element starts.
@@ -50,6 +52,7 @@ pub(crate) struct Config {
     pub(crate) retries: i32,
     pub(crate) retry_delay: Duration,
     pub(crate) retry_delay_max: Duration,
+    pub(crate) allow_insecure_redirect: bool,
 }
 
 fn percent_decode(s: &str) -> String {
@@ -65,8 +68,8 @@ impl Config {
     /// says which setting is wrong.
     pub(crate) fn new(settings: &Settings) -> Result<Config, String> {
         let location = settings.location.as_deref().ok_or("No location set")?;
-        let mut url =
-            Url::parse(location).map_err(|e| format!("Invalid location {location}: {e}"))?;
+        let mut url = Url::parse(location)
+            .map_err(|e| format!("Invalid location {}: {e}", redact(location)))?;
 
         // Credentials: the properties win over the URL's userinfo, which is
         // removed from the request URL either way.
@@ -79,7 +82,7 @@ impl Config {
             .clone()
             .or((!url_user.is_empty()).then_some(url_user));
         let password = settings.user_pw.clone().or(url_pw).unwrap_or_default();
-        let credentials = user.map(|user| Credentials { user, password });
+        let credentials = user.map(|user| Credentials::new(user, password));
 
         let mut http = HttpOptions::new(settings.ssl_strict);
         http.user_agent = settings.user_agent.clone();
@@ -139,6 +142,56 @@ impl Config {
             retries: settings.retries,
             retry_delay: Duration::from_millis(settings.retry_delay.into()),
             retry_delay_max: Duration::from_millis(settings.retry_delay_max.into()),
+            allow_insecure_redirect: settings.allow_insecure_redirect,
         })
+    }
+}
+
+/// `uri` fit for logs and messages: without the `user:password@` of its
+/// authority, whether or not it parses as a URL.
+pub(crate) fn redact(uri: &str) -> String {
+    if let Ok(mut url) = Url::parse(uri)
+        && url.has_host()
+    {
+        if url.username().is_empty() && url.password().is_none() {
+            return uri.to_owned();
+        }
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        if url.username().is_empty() && url.password().is_none() {
+            return url.to_string();
+        }
+    }
+    // Not a URL (or one whose userinfo cannot be removed): drop everything
+    // up to the last '@' of what looks like the authority.
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let rest = &uri[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}{}", &uri[..start], &rest[at + 1..]),
+        None => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn userinfo_is_removed() {
+        assert_eq!(
+            redact("http://admin:secret@cam:8080/video?x=1"),
+            "http://cam:8080/video?x=1"
+        );
+        assert_eq!(redact("https://admin@cam/"), "https://cam/");
+        assert_eq!(redact("http://cam/a@b"), "http://cam/a@b");
+        // Unparsable: still no password.
+        assert_eq!(
+            redact("http://admin:se@cret@cam:99999/video"),
+            "http://cam:99999/video"
+        );
+        assert_eq!(redact("http://admin:secret@[::1/"), "http://[::1/");
+        assert_eq!(redact("admin:secret@cam"), "cam");
+        assert_eq!(redact("not a url"), "not a url");
     }
 }

@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
 
 //! Opening the stream: the GET, redirects, and authentication rounds.
+//!
+//! Redirects follow curl's rules: `Authorization`, `Cookie` and the
+//! `extra-headers` go only to the origin (scheme, host, port) the user
+//! named, never to another one a redirect points at; userinfo in a
+//! `Location` is ignored; `https` → `http` is refused unless
+//! `allow-insecure-redirect` is set. (`Proxy-Authorization` only ever goes
+//! to the configured proxy, never to an origin server.)
 
 use url::Url;
 
 use super::auth::{Auth, Verdict};
-use super::http1::{self, HttpError, Response, path_and_query};
+use super::http1::{self, HttpError, HttpOptions, Response, path_and_query};
 use super::{Config, Event, Events, Fatal, FatalKind, Outcome};
 
 /// Redirects followed before giving up.
@@ -18,6 +25,14 @@ fn refused(reason: String, kind: FatalKind, message: String) -> Outcome {
         reason,
         fatal: Fatal { kind, message },
     }
+}
+
+/// The connection options for an origin other than the user's: without
+/// the user's extra headers and cookies.
+fn for_other_origin(http: &HttpOptions) -> HttpOptions {
+    let mut other = http.clone();
+    other.extra_headers.clear();
+    other
 }
 
 /// Open the stream: follow redirects, answer authentication challenges.
@@ -37,7 +52,14 @@ pub(super) async fn open(
         let authorization = same_origin
             .then(|| auth.authorization(&path_and_query(&url)))
             .flatten();
-        let resp = http1::get(&config.http, &url, authorization.as_deref())
+        let other_origin;
+        let http = if same_origin {
+            &config.http
+        } else {
+            other_origin = for_other_origin(&config.http);
+            &other_origin
+        };
+        let resp = http1::get(http, &url, authorization.as_deref())
             .await
             .map_err(|e| match e {
                 HttpError::InvalidUrl(_) | HttpError::Tls(_) => refused(
@@ -56,7 +78,22 @@ pub(super) async fn open(
                 redirects += 1;
                 let target = resp.header("location").and_then(|l| url.join(l).ok());
                 match target {
+                    Some(next)
+                        if url.scheme() == "https"
+                            && next.scheme() == "http"
+                            && !config.allow_insecure_redirect =>
+                    {
+                        return Err(Outcome::Fatal(Fatal {
+                            kind: FatalKind::OpenRead,
+                            message: format!(
+                                "Refusing the redirect from {url} to {}: https to http \
+                                 (set allow-insecure-redirect to follow it)",
+                                without_userinfo(next)
+                            ),
+                        }));
+                    }
                     Some(next) if redirects <= MAX_REDIRECTS => {
+                        let next = without_userinfo(next);
                         events(Event::Redirected {
                             from: url,
                             to: next.clone(),
@@ -110,4 +147,11 @@ pub(super) async fn open(
             }
         }
     }
+}
+
+/// A redirect target's user:password@ is neither used nor shown.
+fn without_userinfo(mut url: Url) -> Url {
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::Auth;
 use super::open::open;
-use super::{Config, Event, Events, FrameSink, Outcome};
+use super::{Config, Event, Events, FrameSink, Outcome, Progress};
 use crate::mjpegsrc::stats::Stats;
 use crate::multipart::{self, Handler, Limits, Parser, PartInfo};
 use crate::runtime::lock;
@@ -66,18 +66,40 @@ fn lost(reason: impl Into<String>) -> Outcome {
 }
 
 /// One connection: open, then read and parse until something ends it.
+/// Returns how it ended and what it delivered.
 pub(super) async fn session<S: FrameSink>(
     config: &Config,
     auth: &mut Auth,
     sink: &mut S,
     stats: &Mutex<Stats>,
     events: &Events,
+) -> (Outcome, Progress) {
+    let before = sink.frames_completed();
+    let mut progress = Progress::default();
+    let outcome = read(config, auth, sink, stats, events, before, &mut progress).await;
+    progress.update(sink.frames_completed() - before);
+    (outcome, progress)
+}
+
+async fn read<S: FrameSink>(
+    config: &Config,
+    auth: &mut Auth,
+    sink: &mut S,
+    stats: &Mutex<Stats>,
+    events: &Events,
+    before: u64,
+    progress: &mut Progress,
 ) -> Outcome {
     let (url, mut resp) = match open(config, auth, events).await {
         Ok(r) => r,
         Err(outcome) => return outcome,
     };
     let content_type = resp.header("content-type").map(str::to_owned);
+    progress.snapshot = content_type.as_deref().is_some_and(|t| {
+        t.trim_start()
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("image/"))
+    });
     let mut parser = Parser::new(content_type.as_deref(), Limits::default());
     lock(stats).connected = true;
     events(Event::Connected {
@@ -119,6 +141,7 @@ pub(super) async fn session<S: FrameSink>(
             if let Err(e) = parser.feed_direct(n, &last[..len], &mut tap) {
                 return lost(format!("unrecoverable stream: {e}"));
             }
+            progress.update(tap.sink.frames_completed() - before);
             continue;
         }
 
@@ -133,6 +156,7 @@ pub(super) async fn session<S: FrameSink>(
                 if let Err(e) = parser.feed(data, &mut tap) {
                     return lost(format!("unrecoverable stream: {e}"));
                 }
+                progress.update(tap.sink.frames_completed() - before);
                 if tap.closed {
                     return lost("the server ended the stream (closing boundary)");
                 }
