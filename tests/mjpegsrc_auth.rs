@@ -365,7 +365,12 @@ fn digest_camera_never_sees_the_password_in_basic() {
     // camera (or a man in the middle) offers only Basic after a Digest
     // session: that 401 is refused, and after a few tries an error.
     let f = frames(2, 320, 240, 2105);
-    let dc = DigestCamera::new("admin", "pw", false, vec![with(stream(&f[..1], 0), [Step::Close])]);
+    let dc = DigestCamera::new(
+        "admin",
+        "pw",
+        false,
+        vec![with(stream(&f[..1], 0), [Step::Close])],
+    );
     let rest = f[1..].to_vec();
     let cam = FakeCamera::start(move |req| {
         if lock(&dc.state).accepted.is_empty() {

@@ -15,9 +15,9 @@ mod parser;
 mod scan;
 pub(crate) mod writer;
 
-pub use handler::{Disagreement, Event, Handler, Limits, PartInfo};
 #[cfg(feature = "internals")]
-pub use handler::{ParseError, SkipReason};
+pub use handler::ParseError;
+pub use handler::{Disagreement, Event, Handler, Limits, PartInfo, SkipReason};
 pub use parser::Parser;
 
 /// The `boundary` parameter of a Content-Type value, unquoted; any case of
