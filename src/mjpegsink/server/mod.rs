@@ -51,15 +51,18 @@
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
 
+mod admission;
 mod config;
 mod conn;
 mod event;
 mod fanout;
+mod host;
 mod io;
 mod listener;
 mod routes;
 mod shared;
 mod stats;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
@@ -71,12 +74,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{AdvanceHeaders, Config};
 pub(crate) use config::{
-    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS,
-    DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
+    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
+    resend_interval_from_ms, timeout_from_secs,
 };
 pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
+pub use tls::{TlsError, load as load_tls};
 
 use crate::multipart::writer::{self, Frame};
 use crate::runtime::{RUNTIME, lock};
@@ -101,7 +106,7 @@ impl Server {
             let _guard = RUNTIME.enter();
             TcpListener::from_std(listener)?
         };
-        let shared = Arc::new(Shared::new(config, events));
+        let shared = Arc::new(Shared::new(config, events, local_addr));
         let task = RUNTIME.spawn(listener::accept_loop(listener, shared.clone()));
         Ok(Server {
             shared,
@@ -112,6 +117,12 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection limit in force (`max_connections`, or the one sized
+    /// from the descriptor limit).
+    pub fn connection_limit(&self) -> usize {
+        self.shared.admission.limit()
     }
 
     /// Publish a frame to every client (copies `jpeg` once) and return at
@@ -202,7 +213,7 @@ mod tests {
         server.publish(jpeg);
         let limit = Duration::from_secs(5);
         for request in [
-            &b"GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            &b"GET /snapshot HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
             b"GET /snapshot HTTP/1.0\r\n\r\n",
         ] {
             let (mut client, io) = tokio::io::duplex(64 * 1024);
