@@ -1238,3 +1238,4 @@ pub fn base64(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
+pub mod attack;
