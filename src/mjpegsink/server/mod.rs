@@ -32,7 +32,13 @@
 //! # Layout
 //! A connection travels down this list; each concern has one module.
 //! - `listener`: [`bind`] and the accept loop, which owns every connection.
-//! - `conn`: one connection: socket options, hyper's HTTP/1 builder.
+//! - `admission`: the first check: the connection limit, eviction of the
+//!   oldest idle connection for a newcomer (never a stream).
+//! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
+//!   the rustls configuration from PEM files), hyper's HTTP/1 builder,
+//!   eviction and the keep-alive lifetime.
+//! - `host`: the authority check (DNS-rebinding protection), the first
+//!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
 //! - `routes`: routing, auth, CORS and the response of each endpoint.
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
@@ -44,10 +50,15 @@
 //! cycle: this file uses the others and none uses it; `config`, `stats` and
 //! `event` are leaves, and `shared` is built on them alone.
 //!
-//! Where growth lands: TLS and ALPN in front of hyper's auto (HTTP/1 + 2)
-//! builder in `conn`; connection admission (limit, eviction) in `listener`
-//! before a connection is served; Host checks, throttling and signed links
-//! in `routes`, before auth; several mounts on one port as a registry of
+//! The checks are a layer, in this order: admission (`listener` asks
+//! `admission` before a connection is served) → request head limits
+//! (hyper's, in `conn`) → authority (`host`, first in `routes::handle`) →
+//! throttle → auth → route.
+//!
+//! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
+//! builder in `conn` (whose `serve_http` is generic over the stream);
+//! throttling and signed links in `routes`, after the Host check and
+//! before auth; several mounts on one port as a registry of
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
 
