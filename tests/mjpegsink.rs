@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! mjpegsink element tests: exact wire format read by raw TCP clients,
 //! fan-out to many clients, slow and stalled clients, endpoints, auth,
 //! limits, state changes, and interop with souphttpsrc ! multipartdemux.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! mjpegsink against hostile clients, next to a live pipeline and a set of
 //! well-behaved stream readers: slowloris, thousands of connect/close
 //! cycles, clients that read nothing, clients that half-close, oversized

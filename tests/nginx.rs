@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Scale-out through a standard reverse proxy: nginx in front of mjpegsink,
 //! configured with the `server` block of README.md ("Behind nginx"), which
 //! terminates TLS and forwards unbuffered.

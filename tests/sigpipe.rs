@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! A viewer that goes away must not kill a C host program: in
 //! `gst-launch-1.0` (which, unlike Rust programs, does not ignore SIGPIPE)
 //! a write to a closed client socket used to end the whole process.

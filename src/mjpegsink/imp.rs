@@ -145,7 +145,6 @@ impl Settings {
 
     /// The TLS configuration from `tls-cert` and `tls-key`: none when
     /// neither is set; both must be.
-    #[allow(clippy::type_complexity)]
     fn load_tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, gst::ErrorMessage> {
         match (&self.tls_cert, &self.tls_key) {
             (None, None) => Ok(None),

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MPL-2.0
+
 //! Shared helpers for the `mjpegsrc` integration tests: synthetic JPEGs,
 //! multipart / HTTP byte builders, a scripted fake camera on raw TCP (plain
 //! or TLS) and a small pipeline wrapper (`mjpegsrc ! appsink`) with bounded
