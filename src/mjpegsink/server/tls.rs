@@ -95,9 +95,9 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsErr
     Ok(Arc::new(config))
 }
 
-/// The TLS stream of an accepted connection once its handshake is done, or
-/// `None` when the client closed first or spoke plain HTTP (answered with a
-/// `400`; see the error for which).
+/// The TLS stream of an accepted connection once its handshake is done. A
+/// client that spoke plain HTTP is answered with a `400` and reported as an
+/// `InvalidData` error; one that closed first as `UnexpectedEof`.
 pub(crate) async fn accept(
     stream: TcpStream,
     config: Arc<rustls::ServerConfig>,
