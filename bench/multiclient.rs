@@ -15,6 +15,8 @@
 //! which is exact only for a server that never drops frames.
 //!
 //! `--raw` connects without sending an HTTP request (for tcpserversink).
+//! An `https://` URL reads over TLS, trusting the CA certificate(s) of
+//! `--cacert PEM`.
 //! Connections are spread over `--ramp` seconds (keep it below `--warmup`).
 //!
 //! ```text
@@ -25,12 +27,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 // The crate internals this tool uses (the multipart parser): the one line
 // that names their path.
 use gstmjpeg::internals::multipart::{Event, Handler, Limits, Parser, PartInfo};
+/// A plain or TLS connection.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 #[derive(Clone)]
 struct Args {
@@ -46,13 +51,40 @@ struct Args {
     raw: bool,
     threads: usize,
     ramp: f64,
+    https: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A client configuration trusting the certificates of a PEM file.
+fn tls_config(cacert: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cacert).unwrap_or_else(|e| {
+        eprintln!("--cacert {cacert}: {e}");
+        std::process::exit(2)
+    }) {
+        let cert = cert.unwrap_or_else(|e| {
+            eprintln!("--cacert {cacert}: {e}");
+            std::process::exit(2)
+        });
+        let _ = roots.add(cert);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: multiclient --url http://HOST:PORT/PATH [--clients K] [--slow N] \
          [--slow-rate BYTES_PER_S] [--warmup S] [--duration S] [--fps F] [--raw] [--threads T] \
-         [--ramp S]"
+         [--ramp S] [--cacert PEM]"
     );
     std::process::exit(2)
 }
@@ -71,6 +103,8 @@ fn parse_args() -> Args {
         raw: false,
         threads: 1,
         ramp: 1.0,
+        https: false,
+        tls: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -78,6 +112,7 @@ fn parse_args() -> Args {
         match k.as_str() {
             "--url" => {
                 let u = url::Url::parse(&val()).unwrap_or_else(|_| usage());
+                a.https = u.scheme() == "https";
                 a.host = u.host_str().unwrap_or("127.0.0.1").to_string();
                 a.port = u.port_or_known_default().unwrap_or(80);
                 a.path = match u.query() {
@@ -94,6 +129,7 @@ fn parse_args() -> Args {
             "--threads" => a.threads = val().parse().unwrap_or_else(|_| usage()),
             "--ramp" => a.ramp = val().parse().unwrap_or_else(|_| usage()),
             "--raw" => a.raw = true,
+            "--cacert" => a.tls = Some(tls_config(&val())),
             _ => usage(),
         }
     }
@@ -202,14 +238,36 @@ async fn run_client(
     // Spread connections over --ramp seconds (small listen backlogs).
     let total = (a.clients + a.slow).max(1) as f64;
     tokio::time::sleep(Duration::from_secs_f64(a.ramp * index as f64 / total)).await;
-    let mut s = match TcpStream::connect((a.host.as_str(), a.port)).await {
+    let tcp = match TcpStream::connect((a.host.as_str(), a.port)).await {
         Ok(s) => s,
         Err(e) => {
             r.error = Some(format!("connect: {e}"));
             return r;
         }
     };
-    let _ = s.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut s: Box<dyn Io> = if a.https {
+        let Some(config) = a.tls.clone() else {
+            r.error = Some("https needs --cacert".into());
+            return r;
+        };
+        let Ok(name) = rustls::pki_types::ServerName::try_from(a.host.clone()) else {
+            r.error = Some(format!("bad TLS name {}", a.host));
+            return r;
+        };
+        match tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+        {
+            Ok(t) => Box::new(t),
+            Err(e) => {
+                r.error = Some(format!("TLS: {e}"));
+                return r;
+            }
+        }
+    } else {
+        Box::new(tcp)
+    };
     if !a.raw {
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: multiclient\r\n\r\n",

@@ -23,7 +23,10 @@ Usage:
     bench/sink_bench.py [--ks 1,10,100,1000] [--vga-k 1000] [--duration 10]
                         [--warmup 4] [--servers mjpegsink,tcpserversink]
                         [--no-slow] [--slow-servers mjpegsink,mjpegsink-unsent-limit-0,tcpserversink]
-                        [--no-build] [--client-threads 1]
+                        [--no-build] [--client-threads 1] [--tls]
+`--tls` adds the server mjpegsink-tls (HTTPS with a fresh self-signed
+certificate, read by the clients over TLS) to every run, so the cost of TLS
+is measured in the same run as plain mjpegsink.
 Prints progress on stderr and a Markdown table on stdout.
 """
 
@@ -35,6 +38,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +92,30 @@ def source(width, height):
     )
 
 
+TLS_DIR = None
+
+
+def tls_files():
+    """A self-signed certificate for 127.0.0.1 (made once per run)."""
+    global TLS_DIR
+    if TLS_DIR is None:
+        TLS_DIR = tempfile.mkdtemp(prefix="sink-bench-tls-")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+             "-addext", "basicConstraints=critical,CA:FALSE",
+             "-keyout", os.path.join(TLS_DIR, "key.pem"),
+             "-out", os.path.join(TLS_DIR, "cert.pem")],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    return os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
+
+
 def sink(server, port):
+    if server == "mjpegsink-tls":
+        cert, key = tls_files()
+        return f"mjpegsink host=127.0.0.1 port={port} tls-cert={cert} tls-key={key}"
     if server == "mjpegsink":
         return f"mjpegsink host=127.0.0.1 port={port}"
     if server == "mjpegsink-unsent-limit-0":
@@ -120,9 +147,10 @@ def run(server, width, height, k, slow, args):
             return {"cpu": 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0), "rss": rss_mib(proc.pid)}
         if not wait_port(port):
             raise RuntimeError(f"{server} did not listen: {proc.stderr.read1().decode()}")
+        scheme = "https" if server == "mjpegsink-tls" else "http"
         cmd = [
             CLIENT,
-            "--url", f"http://127.0.0.1:{port}/stream",
+            "--url", f"{scheme}://127.0.0.1:{port}/stream",
             "--clients", str(k),
             "--warmup", str(args.warmup),
             "--duration", str(args.duration),
@@ -133,6 +161,8 @@ def run(server, width, height, k, slow, args):
             cmd += ["--slow", "1", "--slow-rate", str(args.slow_rate)]
         if server == "tcpserversink":
             cmd.append("--raw")
+        if server == "mjpegsink-tls":
+            cmd += ["--cacert", tls_files()[0]]
         client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(args.warmup)
         t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
@@ -167,6 +197,7 @@ def main():
     ap.add_argument("--no-slow", action="store_true")
     ap.add_argument("--slow-servers", default="mjpegsink,mjpegsink-unsent-limit-0,tcpserversink")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--tls", action="store_true", help="also run mjpegsink over HTTPS")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -180,6 +211,8 @@ def main():
         )
 
     servers = args.servers.split(",")
+    if args.tls and "mjpegsink-tls" not in servers:
+        servers.append("mjpegsink-tls")
     ks = [int(k) for k in args.ks.split(",") if k]
     runs = [(1280, 720, k) for k in ks]
     if args.vga_k:
@@ -226,6 +259,9 @@ def main():
             print(f"| {s} | {size} | {k} | failed: {r['error'][:60]} | | | |")
             continue
         fast = r.get("fast")
+        if fast is not None and not fast.get("connected"):
+            print(f"| {s} | {size} | {k} | failed: {str(fast.get('first_error'))[:60]} | | | |")
+            continue
         if fast is None:
             print(f"| {s} | {size} | - | - | {f(r['cpu'])} | {f(r['rss'])} | - |")
             continue

@@ -463,13 +463,15 @@ fn wire_format_is_byte_exact() {
                      Chrome/120.0.0.0 Safari/537.36";
     let mut c4 = Client::raw(
         port,
-        &format!("GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: {chrome_ua}\r\n\r\n"),
+        &format!("GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {chrome_ua}\r\n\r\n"),
     );
     c4.head();
     assert_eq!(c4.read_exact(adv.len()), adv);
     let mut c5 = Client::raw(
         port,
-        &format!("GET /?advance_headers=0 HTTP/1.1\r\nHost: x\r\nUser-Agent: {chrome_ua}\r\n\r\n"),
+        &format!(
+            "GET /?advance_headers=0 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {chrome_ua}\r\n\r\n"
+        ),
     );
     c5.head();
     assert_eq!(c5.read_exact(9), b"--testb\r\n");
@@ -521,7 +523,7 @@ fn snapshot_state_and_errors() {
     for path in ["/snapshot", "/?action=snapshot"] {
         let mut c = Client::raw(
             port,
-            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
         );
         let head = c.head();
         assert_eq!(head.status, 200, "{}", head.raw);
@@ -534,7 +536,7 @@ fn snapshot_state_and_errors() {
     // Keep-alive: HEAD then GET on one connection.
     let mut c = Client::raw(
         port,
-        "HEAD /snapshot HTTP/1.1\r\nHost: x\r\n\r\nGET /state HTTP/1.1\r\nHost: x\r\n\r\n",
+        "HEAD /snapshot HTTP/1.1\r\nHost: localhost\r\n\r\nGET /state HTTP/1.1\r\nHost: localhost\r\n\r\n",
     );
     let head = c.head();
     assert_eq!(head.status, 200);
@@ -558,7 +560,7 @@ fn snapshot_state_and_errors() {
     assert_eq!(json["boundary"], "boundarydonotcross");
 
     // HEAD on the stream: headers only, no client.
-    let mut c = Client::raw(port, "HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut c = Client::raw(port, "HEAD /stream HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let head = c.head();
     assert_eq!(head.status, 200);
     assert_eq!(
@@ -572,12 +574,16 @@ fn snapshot_state_and_errors() {
         let head = c.head();
         (head.status, head)
     };
-    assert_eq!(status("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n").0, 404);
     assert_eq!(
-        status("GET /?action=nope HTTP/1.1\r\nHost: x\r\n\r\n").0,
+        status("GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n").0,
         404
     );
-    let (st, head) = status("POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        status("GET /?action=nope HTTP/1.1\r\nHost: localhost\r\n\r\n").0,
+        404
+    );
+    let (st, head) =
+        status("POST /stream HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(st, 405);
     assert_eq!(head.header("Allow"), Some("GET, HEAD"));
     assert_eq!(status("GARBAGE\r\n\r\n").0, 400);
@@ -604,7 +610,9 @@ fn basic_auth() {
         for auth in ["", "Authorization: Basic dXNlcjp3cm9uZw==\r\n"] {
             let mut c = Client::raw(
                 port,
-                &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+                &format!(
+                    "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+                ),
             );
             let head = c.head();
             assert_eq!(head.status, 401, "{path} {auth}");
@@ -627,14 +635,14 @@ fn basic_auth() {
     // user:s3cret
     let mut c = Client::raw(
         port,
-        "GET /stream HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpzM2NyZXQ=\r\n\r\n",
+        "GET /stream HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic dXNlcjpzM2NyZXQ=\r\n\r\n",
     );
     c.stream_start("boundarydonotcross");
     let p = c.next_part("boundarydonotcross").expect("part");
     assert_eq!(p.body, f);
     let mut s = Client::raw(
         port,
-        "GET /snapshot HTTP/1.1\r\nHost: x\r\nAuthorization: basic dXNlcjpzM2NyZXQ=\r\nConnection: close\r\n\r\n",
+        "GET /snapshot HTTP/1.1\r\nHost: localhost\r\nAuthorization: basic dXNlcjpzM2NyZXQ=\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(s.head().status, 200);
     assert_eq!(s.read_to_end(), f);
@@ -881,7 +889,7 @@ fn stalled_client_slows_nobody_and_is_dropped() {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         s.connect(&addr.into()).expect("connect");
         let mut s: TcpStream = s.into();
-        s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .expect("request");
         s
     };

@@ -133,9 +133,24 @@ fn start_nginx(dir: &TempDir, sink_port: u16) -> Nginx {
 #[ignore = "needs nginx; run by make test-integration"]
 fn clients_get_stream_and_snapshot_through_nginx() {
     let cam = LocalCamera::start(None);
+    // As the README says: the sink lists the public name nginx forwards
+    // (a sink bound to loopback answers 403 to any other name).
+    let pipeline = cam
+        .sink()
+        .parent()
+        .and_then(|p| p.downcast::<gst::Pipeline>().ok())
+        .expect("camera pipeline");
+    pipeline.set_state(gst::State::Null).expect("null");
+    cam.sink()
+        .set_property("allowed-hosts", gst::Array::new(["camera.example.org"]));
+    pipeline.set_state(gst::State::Playing).expect("playing");
+    assert!(wait_for(LONG_WAIT, || cam.stat("frames-in") > 0));
     let dir = TempDir::new("nginx");
     let nginx = start_nginx(&dir, cam.port());
     let before = cam.stat("clients-total");
+    // Every request names the public host, as a browser would: in the
+    // absolute-form target, which nginx takes as $host.
+    let public = |path: &str| format!("http://camera.example.org{path}");
 
     // Several viewers at once, each over its own proxied connection.
     const VIEWERS: usize = 4;
@@ -145,7 +160,7 @@ fn clients_get_stream_and_snapshot_through_nginx() {
         .map(|_| {
             std::thread::spawn(move || {
                 let t = Instant::now();
-                let r = stream_frames(port, "/stream", FRAMES, &[]);
+                let r = stream_frames(port, &public("/stream"), FRAMES, &[]);
                 (r, t.elapsed())
             })
         })
@@ -171,15 +186,20 @@ fn clients_get_stream_and_snapshot_through_nginx() {
         "mjpegsink saw fewer clients than viewers connected through nginx"
     );
 
-    let snap = http_get(port, "/snapshot", &[], LONG_WAIT, |_| false).expect("snapshot");
+    let snap = http_get(port, &public("/snapshot"), &[], LONG_WAIT, |_| false).expect("snapshot");
     assert_eq!(snap.status, 200, "{}", snap.head);
     assert_eq!(snap.header("content-type"), Some("image/jpeg"));
     assert!(is_jpeg(&snap.body), "snapshot is not a JPEG");
 
-    let state = http_get(port, "/state", &[], LONG_WAIT, |_| false).expect("state");
+    let state = http_get(port, &public("/state"), &[], LONG_WAIT, |_| false).expect("state");
     assert_eq!(state.status, 200, "{}", state.head);
     let json: serde_json::Value = serde_json::from_slice(&state.body).expect("JSON /state");
     assert!(json.get("clients").is_some(), "{json}");
+
+    // Another name (a DNS-rebinding page) is refused by the sink.
+    let evil =
+        http_get(port, "http://evil.example/snapshot", &[], LONG_WAIT, |_| false).expect("evil");
+    assert_eq!(evil.status, 403, "{}", evil.head);
 }
 
 #[test]

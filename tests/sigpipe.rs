@@ -21,7 +21,7 @@ const WAIT: Duration = Duration::from_secs(20);
 fn vanish(port: u16) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(WAIT)).expect("timeout");
-    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("request");
     let mut buf = [0u8; 4096];
     let mut got = 0;

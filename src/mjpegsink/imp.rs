@@ -15,8 +15,8 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::server::{
-    self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
-    DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
+    self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
@@ -91,6 +91,10 @@ struct Settings {
     resend_interval: u32,
     unsent_limit: u32,
     advance_headers: AdvanceHeaders,
+    max_connections: u32,
+    allowed_hosts: Vec<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -107,12 +111,18 @@ impl Default for Settings {
             resend_interval: DEFAULT_RESEND_INTERVAL_MS,
             unsent_limit: DEFAULT_UNSENT_LIMIT,
             advance_headers: AdvanceHeaders::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            allowed_hosts: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
 
 impl Settings {
-    fn server_config(&self) -> server::Config {
+    /// The server's configuration; `tls` is what [`Settings::load_tls`]
+    /// loaded.
+    fn server_config(&self, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> server::Config {
         let credentials = match (&self.user_id, &self.user_pw) {
             (None, None) => None,
             (u, p) => Some((u.clone().unwrap_or_default(), p.clone().unwrap_or_default())),
@@ -126,6 +136,43 @@ impl Settings {
             resend_interval: server::resend_interval_from_ms(self.resend_interval),
             unsent_limit: self.unsent_limit,
             advance_headers: self.advance_headers.into(),
+            max_connections: self.max_connections,
+            allowed_hosts: self.allowed_hosts.clone(),
+            tls,
+            ..server::Config::default()
+        }
+    }
+
+    /// The TLS configuration from `tls-cert` and `tls-key`: none when
+    /// neither is set; both must be.
+    fn load_tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, gst::ErrorMessage> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => server::load_tls(cert.as_ref(), key.as_ref())
+                .map(Some)
+                .map_err(|e| {
+                    let kind = match e {
+                        server::TlsError::Read { .. } => gst::ResourceError::OpenRead,
+                        server::TlsError::Invalid { .. } => gst::ResourceError::Settings,
+                    };
+                    gst::error_msg!(kind, ("Cannot serve HTTPS: {}", e))
+                }),
+            (cert, _) => Err(gst::error_msg!(
+                gst::ResourceError::Settings,
+                (
+                    "Cannot serve HTTPS: {} is set but {} is not; set both",
+                    if cert.is_some() {
+                        "tls-cert"
+                    } else {
+                        "tls-key"
+                    },
+                    if cert.is_some() {
+                        "tls-key"
+                    } else {
+                        "tls-cert"
+                    }
+                )
+            )),
         }
     }
 }
@@ -366,10 +413,55 @@ impl ObjectImpl for MjpegSink {
                          clients-total, frames-in, frames-out, frames-resent, frames-skipped, \
                          bytes-out, clients-dropped-timeout, clients-rejected-max, \
                          requests-unauthorized, requests-snapshot, requests-state, \
-                         requests-invalid (guint64), uptime (gdouble, s), eos (gboolean), \
+                         requests-invalid, connections, connections-total, \
+                         connections-evicted, connections-refused, accept-errors, \
+                         requests-forbidden-host (guint64), uptime (gdouble, s), eos (gboolean), \
                          width, height (guint)",
                     )
                     .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-connections")
+                    .nick("Max connections")
+                    .blurb(
+                        "TCP connections open at once, streaming or not. At the limit the \
+                         oldest connection that is neither streaming nor answering a request \
+                         is closed to admit a new one; when all are busy the new one is \
+                         closed. 0 = half the process's open-file limit (RLIMIT_NOFILE)",
+                    )
+                    .default_value(DEFAULT_MAX_CONNECTIONS)
+                    .mutable_ready()
+                    .build(),
+                gst::ParamSpecArray::builder("allowed-hosts")
+                    .nick("Allowed hosts")
+                    .blurb(
+                        "Host names (optionally host:port) requests may name in Host or an \
+                         absolute URL, besides localhost, *.localhost, 127.0.0.0/8 and ::1; \
+                         others get 403 (DNS-rebinding protection). Applies when bound to a \
+                         loopback address, or when not empty. Example: <\"cam.lan\">",
+                    )
+                    .element_spec(
+                        &glib::ParamSpecString::builder("allowed-host")
+                            .nick("Allowed host")
+                            .blurb("Host name or address, optionally with :port")
+                            .build(),
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-cert")
+                    .nick("TLS certificate")
+                    .blurb(
+                        "PEM file with the server certificate (chain); with tls-key, the \
+                         server speaks HTTPS only",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-key")
+                    .nick("TLS key")
+                    .blurb(
+                        "PEM file with the private key of tls-cert; with tls-cert, the \
+                         server speaks HTTPS only",
+                    )
+                    .mutable_ready()
                     .build(),
             ]
         });
@@ -448,6 +540,20 @@ impl ObjectImpl for MjpegSink {
             "advance-headers" => {
                 settings.advance_headers = value.get().expect("type checked upstream")
             }
+            "max-connections" => {
+                settings.max_connections = value.get().expect("type checked upstream")
+            }
+            "allowed-hosts" => {
+                let hosts = value.get::<gst::Array>().expect("type checked upstream");
+                settings.allowed_hosts = hosts
+                    .iter()
+                    .filter_map(|v| v.get::<Option<String>>().ok().flatten())
+                    .map(|h| h.trim().to_string())
+                    .filter(|h| !h.is_empty())
+                    .collect();
+            }
+            "tls-cert" => settings.tls_cert = non_empty(value),
+            "tls-key" => settings.tls_key = non_empty(value),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -472,6 +578,10 @@ impl ObjectImpl for MjpegSink {
             "resend-interval" => settings.resend_interval.to_value(),
             "unsent-limit" => settings.unsent_limit.to_value(),
             "advance-headers" => settings.advance_headers.to_value(),
+            "max-connections" => settings.max_connections.to_value(),
+            "allowed-hosts" => gst::Array::new(&settings.allowed_hosts).to_value(),
+            "tls-cert" => settings.tls_cert.to_value(),
+            "tls-key" => settings.tls_key.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -516,6 +626,8 @@ impl ElementImpl for MjpegSink {
 impl BaseSinkImpl for MjpegSink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
+        let tls = settings.load_tls()?;
+        let https = tls.is_some();
         let port = u16::try_from(settings.port).unwrap_or(0);
         let listener = server::bind(&settings.host, port).map_err(|e| {
             let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -541,15 +653,21 @@ impl BaseSinkImpl for MjpegSink {
                 obj.imp().on_server_event(ev);
             }
         });
-        let server = Server::start(listener, settings.server_config(), events).map_err(|e| {
+        let server = Server::start(listener, settings.server_config(tls), events).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenWrite,
                 ("Cannot start the HTTP server: {}", e)
             )
         })?;
         let addr = server.local_addr();
+        let limit = server.connection_limit();
         *lock(&self.state) = State::Started { server };
-        gst::info!(CAT, imp = self, "Serving MJPEG on http://{addr}/");
+        let scheme = if https { "https" } else { "http" };
+        gst::info!(
+            CAT,
+            imp = self,
+            "Serving MJPEG on {scheme}://{addr}/ (at most {limit} connections)"
+        );
         self.obj().notify("current-port");
         Ok(())
     }

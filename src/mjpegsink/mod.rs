@@ -26,6 +26,18 @@
  * other clients. At EOS every client receives the closing delimiter and is
  * disconnected; in NULL the port is free.
  *
+ * Exposed to a network: connections are bounded (`max-connections`, by
+ * default half the process's open-file limit); at the limit the oldest
+ * connection that is neither streaming nor answering a request is closed
+ * for the newcomer, so idle sockets cannot lock viewers out, and streams
+ * are never closed for a newcomer. As DNS-rebinding protection, a sink
+ * bound to a loopback address answers only requests naming a loopback host
+ * (`localhost`, `*.localhost`, 127.0.0.0/8, ::1) or an `allowed-hosts`
+ * entry (403 otherwise); bound elsewhere, a non-empty `allowed-hosts`
+ * restricts it. Behind a reverse proxy that forwards the public host, list
+ * that name. With `tls-cert` and `tls-key` (PEM files) the sink serves
+ * HTTPS only; plain HTTP to that port gets a 400 saying so.
+ *
  * ## Example pipelines
  * ```bash
  * # A test stream on http://localhost:8080/
@@ -35,6 +47,10 @@
  * # A webcam for the whole LAN, with a password
  * gst-launch-1.0 v4l2src ! image/jpeg,width=1280,height=720 ! mjpegsink host=0.0.0.0 \
  *     user-id=admin user-pw=secret
+ *
+ * # HTTPS for the LAN name cam.lan (see the README for the certificate)
+ * gst-launch-1.0 v4l2src ! image/jpeg ! mjpegsink host=0.0.0.0 tls-cert=cam.pem \
+ *     tls-key=cam.key allowed-hosts='<"cam.lan">'
  *
  * # Relay a one-client camera to many viewers
  * gst-launch-1.0 mjpegsrc location=http://camera/video ! mjpegsink port=8090

@@ -16,6 +16,7 @@
 //! streaming thread runs.
 #![allow(dead_code, unused_imports)]
 
+pub mod attack;
 pub mod camera;
 pub mod hostile;
 pub mod http;

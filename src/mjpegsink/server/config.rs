@@ -4,6 +4,7 @@
 //! down: [`Config::default()`] and the element's property defaults are both
 //! built from the `DEFAULT_*` constants here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -21,6 +22,13 @@ pub const DEFAULT_RESEND_INTERVAL_MS: u32 = 1000;
 pub const DEFAULT_UNSENT_LIMIT: u32 = 32 * 1024;
 /// Default `advance_headers` policy.
 pub const DEFAULT_ADVANCE_HEADERS: AdvanceHeaders = AdvanceHeaders::Chromium;
+/// Default connection limit (0 = sized from the process's descriptor limit,
+/// see [`connection_limit`]).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 0;
+/// Default longest life of a connection that is not streaming: once it is
+/// this old, it answers the request in progress (if any) and closes, however
+/// often it sent a new request (nginx's `keepalive_time`, 1 h there).
+pub const DEFAULT_KEEP_ALIVE_MAX: Duration = Duration::from_secs(60);
 
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
@@ -43,6 +51,20 @@ pub struct Config {
     /// Which stream requests without an `advance_headers` query parameter
     /// get the next part's headers in advance.
     pub advance_headers: AdvanceHeaders,
+    /// TCP connections served at once, streaming or not (0 = from the
+    /// descriptor limit, see [`connection_limit`]). At the limit the oldest
+    /// connection that is neither streaming nor answering is closed to
+    /// admit a new one; when every connection is busy the new one is closed.
+    pub max_connections: u32,
+    /// Host names (and `host:port`s) requests may name besides the loopback
+    /// names, lower-case; see `host`. Empty: any name unless bound to a
+    /// loopback address.
+    pub allowed_hosts: Vec<String>,
+    /// Serve HTTPS only, with this rustls configuration (see
+    /// `tls::load`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Longest life of a connection that is not streaming.
+    pub keep_alive_max: Duration,
 }
 
 impl Default for Config {
@@ -56,8 +78,25 @@ impl Default for Config {
             resend_interval: resend_interval_from_ms(DEFAULT_RESEND_INTERVAL_MS),
             unsent_limit: DEFAULT_UNSENT_LIMIT,
             advance_headers: DEFAULT_ADVANCE_HEADERS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            allowed_hosts: Vec::new(),
+            tls: None,
+            keep_alive_max: DEFAULT_KEEP_ALIVE_MAX,
         }
     }
+}
+
+/// The connection limit for `max_connections` (0 = automatic): half the
+/// process's soft `RLIMIT_NOFILE`, leaving the other half to the rest of the
+/// application (pipeline, files, other elements), and at least 16.
+pub(crate) fn connection_limit(max_connections: u32) -> usize {
+    if max_connections > 0 {
+        return max_connections as usize;
+    }
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 1 << 20)
 }
 
 /// [`Config::timeout`] from the `timeout` property (seconds, 0 = never).

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! One connection: socket options, the byte-stream wrapper and hyper's
-//! HTTP/1 connection, which hands every request to [`super::routes`].
+//! One connection: socket options, TLS, the byte-stream wrapper and hyper's
+//! HTTP/1 connection, which hands every request to [`super::routes`]; it
+//! closes when admission evicts it, and stops taking requests once it is
+//! `keep_alive_max` old.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,11 +12,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::Request;
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::admission::{Slot, Ticket};
 use super::event::ServerEvent;
 use super::io::{ClientIo, ConnFlags};
 use super::routes::handle;
@@ -26,26 +30,74 @@ const MAX_BUF_SIZE: usize = 16 * 1024;
 /// A connection that does not send a complete request head in this time is
 /// closed.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS client that has not completed its handshake in this time is
+/// closed.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One accepted TCP connection, until it ends.
-pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// One accepted TCP connection, admitted (`ticket`), until it ends.
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    ticket: Ticket,
+) {
     let _ = stream.set_nodelay(true);
     set_unsent_limit(&stream, shared.config.unsent_limit);
-    serve_io(crate::net::NoSigPipe(stream), peer, shared).await
+    let slot = ticket.slot().clone();
+    let Some(tls) = shared.config.tls.clone() else {
+        return serve_http(crate::net::NoSigPipe(stream), peer, shared, slot).await;
+    };
+    // The handshake is idle time: evictable and bounded.
+    let handshake = tokio::select! {
+        r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, super::tls::accept(stream, tls)) => r,
+        () = slot.evicted() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_http(stream, peer, shared, slot).await,
+        Ok(Err(e)) => {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                shared
+                    .counters
+                    .requests_invalid
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            shared.emit(ServerEvent::ConnectionError {
+                peer,
+                error: format!("TLS: {e}"),
+            });
+        }
+        Err(_) => shared.emit(ServerEvent::ConnectionError {
+            peer,
+            error: "TLS handshake timed out".into(),
+        }),
+    }
 }
 
-/// One HTTP/1 connection over any byte stream, from the first request byte
-/// until the connection ends.
+/// One HTTP/1 connection over any byte stream, outside admission (for
+/// [`Server::serve_io`](super::Server::serve_io)).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) async fn serve_io<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    serve_http(stream, peer, shared, Arc::default()).await
+}
+
+/// One HTTP/1 connection over any byte stream (plain or TLS), from the
+/// first request byte until the connection ends or `slot` is evicted.
+async fn serve_http<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, slot: Arc<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let flags = Arc::new(ConnFlags::default());
     let io = ClientIo::new(stream, shared.clone(), flags.clone());
     let svc_shared = shared.clone();
+    let svc_slot = slot.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let shared = svc_shared.clone();
         let flags = flags.clone();
+        // Not evictable until hyper is done with the response body.
+        let busy = svc_slot.busy();
         async move {
             let method = req.method().clone();
             let uri = req.uri().to_string();
@@ -56,10 +108,17 @@ where
                 uri,
                 status: resp.status(),
             });
+            let resp = resp.map(|body| {
+                body.map_frame(move |f| {
+                    let _busy = &busy;
+                    f
+                })
+                .boxed_unsync()
+            });
             Ok::<_, Infallible>(resp)
         }
     });
-    let res = hyper::server::conn::http1::Builder::new()
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         // A client may shut down its sending side right after the request
@@ -72,8 +131,23 @@ where
         .writev(true)
         .title_case_headers(true)
         .auto_date_header(false)
-        .serve_connection(TokioIo::new(io), svc)
-        .await;
+        .serve_connection(TokioIo::new(io), svc);
+    let mut conn = std::pin::pin!(conn);
+    // However often it sends a new request, a connection that is not
+    // streaming closes once it is this old: the request in progress (a
+    // stream included) is answered, no further one is read.
+    let mut retire = std::pin::pin!(tokio::time::sleep(shared.config.keep_alive_max));
+    let mut retiring = false;
+    let res = loop {
+        tokio::select! {
+            res = conn.as_mut() => break res,
+            () = slot.evicted() => return,
+            () = &mut retire, if !retiring => {
+                retiring = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    };
     if let Err(e) = res {
         if e.is_parse() || e.is_parse_too_large() {
             shared

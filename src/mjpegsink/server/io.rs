@@ -19,6 +19,8 @@ use super::shared::Shared;
 pub(crate) struct ConnFlags {
     /// A write made no progress for `timeout`: the client was dropped.
     pub(crate) timed_out: AtomicBool,
+    /// A `/snapshot` request on this connection waited for a first frame.
+    pub(crate) snapshot_waited: AtomicBool,
 }
 
 /// The socket as hyper sees it: counts bytes written and fails a write that

@@ -7,6 +7,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -18,6 +19,8 @@ use super::shared::Shared;
 
 /// Pending listen() connections (many clients may connect at once).
 const LISTEN_BACKLOG: i32 = 1024;
+/// First and longest pause after a failed `accept()` (doubling between).
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
 /// Resolve `host` and bind a listening socket on the first address that
 /// works (IPv4 first), non-blocking, ready for
@@ -52,19 +55,30 @@ fn bind_one(addr: SocketAddr) -> io::Result<StdTcpListener> {
 }
 
 /// Accepts connections; owns every connection task, so aborting it closes
-/// every connection.
+/// every connection. Admission (limit, eviction) is the first check a
+/// connection meets.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
-                    conns.spawn(serve_connection(stream, peer, shared.clone()));
+                    backoff = ACCEPT_BACKOFF.0;
+                    // Refused: every admitted connection is busy; closing
+                    // the socket is the answer.
+                    if let Some(ticket) = shared.admission.admit(&shared.counters) {
+                        conns.spawn(serve_connection(stream, peer, shared.clone(), ticket));
+                    }
                 }
                 Err(e) => {
+                    shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
                     shared.emit(ServerEvent::AcceptError(e.to_string()));
-                    // EMFILE and friends: back off instead of spinning.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // EMFILE and friends: free a descriptor held by an idle
+                    // connection, and back off instead of spinning.
+                    shared.admission.evict_idle(&shared.counters);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

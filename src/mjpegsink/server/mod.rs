@@ -32,7 +32,13 @@
 //! # Layout
 //! A connection travels down this list; each concern has one module.
 //! - `listener`: [`bind`] and the accept loop, which owns every connection.
-//! - `conn`: one connection: socket options, hyper's HTTP/1 builder.
+//! - `admission`: the first check: the connection limit, eviction of the
+//!   oldest idle connection for a newcomer (never a stream).
+//! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
+//!   the rustls configuration from PEM files), hyper's HTTP/1 builder,
+//!   eviction and the keep-alive lifetime.
+//! - `host`: the authority check (DNS-rebinding protection), the first
+//!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
 //! - `routes`: routing, auth, CORS and the response of each endpoint.
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
@@ -44,22 +50,30 @@
 //! cycle: this file uses the others and none uses it; `config`, `stats` and
 //! `event` are leaves, and `shared` is built on them alone.
 //!
-//! Where growth lands: TLS and ALPN in front of hyper's auto (HTTP/1 + 2)
-//! builder in `conn`; connection admission (limit, eviction) in `listener`
-//! before a connection is served; Host checks, throttling and signed links
-//! in `routes`, before auth; several mounts on one port as a registry of
+//! The checks are a layer, in this order: admission (`listener` asks
+//! `admission` before a connection is served) → request head limits
+//! (hyper's, in `conn`) → authority (`host`, first in `routes::handle`) →
+//! throttle → auth → route.
+//!
+//! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
+//! builder in `conn` (whose `serve_http` is generic over the stream);
+//! throttling and signed links in `routes`, after the Host check and
+//! before auth; several mounts on one port as a registry of
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
 
+mod admission;
 mod config;
 mod conn;
 mod event;
 mod fanout;
+mod host;
 mod io;
 mod listener;
 mod routes;
 mod shared;
 mod stats;
+mod tls;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
@@ -71,12 +85,14 @@ use tokio::task::JoinHandle;
 
 pub use config::{AdvanceHeaders, Config};
 pub(crate) use config::{
-    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS,
-    DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
+    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
+    resend_interval_from_ms, timeout_from_secs,
 };
 pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
+pub use tls::{TlsError, load as load_tls};
 
 use crate::multipart::writer::{self, Frame};
 use crate::runtime::{RUNTIME, lock};
@@ -101,7 +117,7 @@ impl Server {
             let _guard = RUNTIME.enter();
             TcpListener::from_std(listener)?
         };
-        let shared = Arc::new(Shared::new(config, events));
+        let shared = Arc::new(Shared::new(config, events, local_addr));
         let task = RUNTIME.spawn(listener::accept_loop(listener, shared.clone()));
         Ok(Server {
             shared,
@@ -112,6 +128,12 @@ impl Server {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The connection limit in force (`max_connections`, or the one sized
+    /// from the descriptor limit).
+    pub fn connection_limit(&self) -> usize {
+        self.shared.admission.limit()
     }
 
     /// Publish a frame to every client (copies `jpeg` once) and return at
@@ -202,7 +224,7 @@ mod tests {
         server.publish(jpeg);
         let limit = Duration::from_secs(5);
         for request in [
-            &b"GET /snapshot HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            &b"GET /snapshot HTTP/1.1\r\nHost: localhost\r\n\r\n"[..],
             b"GET /snapshot HTTP/1.0\r\n\r\n",
         ] {
             let (mut client, io) = tokio::io::duplex(64 * 1024);

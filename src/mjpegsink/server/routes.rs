@@ -136,6 +136,17 @@ pub(crate) async fn handle(
     let method = req.method();
     let head = method == Method::HEAD;
 
+    // DNS-rebinding protection: the host the request names (`host`).
+    if !shared.hosts.allows_request(&req) {
+        c.requests_forbidden_host.fetch_add(1, Ordering::Relaxed);
+        return text_response(
+            shared,
+            StatusCode::FORBIDDEN,
+            "403 Forbidden: this host name is not served (allowed-hosts)\n",
+            head,
+        );
+    }
+
     // CORS preflight (sent without credentials by browsers).
     if method == Method::OPTIONS && shared.config.allow_origin.is_some() {
         return base_response(shared, StatusCode::NO_CONTENT)
@@ -187,7 +198,7 @@ pub(crate) async fn handle(
         }
         Route::Snapshot => {
             c.requests_snapshot.fetch_add(1, Ordering::Relaxed);
-            snapshot_response(shared, head).await
+            snapshot_response(shared, head, &flags).await
         }
         Route::State => {
             c.requests_state.fetch_add(1, Ordering::Relaxed);
@@ -207,12 +218,18 @@ pub(crate) async fn handle(
     }
 }
 
-async fn snapshot_response(shared: &Arc<Shared>, head: bool) -> Response<Body> {
+async fn snapshot_response(shared: &Arc<Shared>, head: bool, flags: &ConnFlags) -> Response<Body> {
     let mut rx = shared.frames.subscribe();
-    let wait = shared
-        .config
-        .timeout
-        .map_or(SNAPSHOT_MAX_WAIT, |t| t.min(SNAPSHOT_MAX_WAIT));
+    // Before the first frame, only a connection's first snapshot request
+    // waits: pipelined ones must not add up.
+    let wait = if flags.snapshot_waited.swap(true, Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        shared
+            .config
+            .timeout
+            .map_or(SNAPSHOT_MAX_WAIT, |t| t.min(SNAPSHOT_MAX_WAIT))
+    };
     let got = tokio::time::timeout(wait, rx.wait_for(|p| p.frame.is_some() || p.eos)).await;
     let frame = match got {
         Ok(Ok(p)) => p.frame.clone(),

@@ -4,13 +4,16 @@
 //! streaming clients of one server share: its configuration, the channel
 //! the newest frame is published on, the counters and the event handler.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::config::Config;
+use super::admission::Admission;
+use super::config::{Config, connection_limit};
 use super::event::{EventHandler, ServerEvent};
+use super::host::HostRules;
 use super::stats::{Counters, Format, Stats};
 use crate::multipart::writer::Frame;
 use crate::runtime::lock;
@@ -28,23 +31,32 @@ pub(crate) struct Shared {
     /// `user:password` expected in a Basic `Authorization`, if auth is on.
     pub(crate) expected_auth: Option<Vec<u8>>,
     pub(crate) frames: watch::Sender<Published>,
-    pub(crate) counters: Counters,
+    pub(crate) counters: Arc<Counters>,
+    /// The connection limit and eviction.
+    pub(crate) admission: Arc<Admission>,
+    /// Which hosts requests may name.
+    pub(crate) hosts: HostRules,
     pub(crate) format: Mutex<Format>,
     started: Instant,
     events: EventHandler,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, events: EventHandler) -> Self {
+    /// The state of a server bound to `local`.
+    pub(crate) fn new(config: Config, events: EventHandler, local: SocketAddr) -> Self {
         let expected_auth = config
             .credentials
             .as_ref()
             .map(|(u, p)| format!("{u}:{p}").into_bytes());
+        let admission = Arc::new(Admission::new(connection_limit(config.max_connections)));
+        let hosts = HostRules::new(local, &config.allowed_hosts);
         Shared {
-            config,
             expected_auth,
             frames: watch::Sender::new(Published::default()),
-            counters: Counters::default(),
+            counters: Arc::default(),
+            admission,
+            hosts,
+            config,
             format: Mutex::new(Format::default()),
             started: Instant::now(),
             events,

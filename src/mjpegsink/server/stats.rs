@@ -31,6 +31,12 @@ pub(crate) struct Counters {
     pub(crate) requests_snapshot: AtomicU64,
     pub(crate) requests_state: AtomicU64,
     pub(crate) requests_invalid: AtomicU64,
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_evicted: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) accept_errors: AtomicU64,
+    pub(crate) requests_forbidden_host: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +57,12 @@ impl Counters {
             requests_snapshot: l(&self.requests_snapshot),
             requests_state: l(&self.requests_state),
             requests_invalid: l(&self.requests_invalid),
+            connections: l(&self.connections),
+            connections_total: l(&self.connections_total),
+            connections_evicted: l(&self.connections_evicted),
+            connections_refused: l(&self.connections_refused),
+            accept_errors: l(&self.accept_errors),
+            requests_forbidden_host: l(&self.requests_forbidden_host),
             uptime,
             eos,
             format,
@@ -87,6 +99,18 @@ pub struct Stats {
     pub requests_state: u64,
     /// Requests answered 400 (malformed), 404 or 405.
     pub requests_invalid: u64,
+    /// TCP connections open now (streaming or not).
+    pub connections: u64,
+    /// TCP connections admitted since start.
+    pub connections_total: u64,
+    /// Idle connections closed to admit a new one (`max-connections`).
+    pub connections_evicted: u64,
+    /// Connections closed at once because `max-connections` busy ones were open.
+    pub connections_refused: u64,
+    /// `accept()` failures (e.g. out of file descriptors).
+    pub accept_errors: u64,
+    /// Requests answered 403 because of the host they name (`allowed-hosts`).
+    pub requests_forbidden_host: u64,
     /// Seconds since the server started.
     pub uptime: f64,
     /// Whether EOS was reached.
@@ -97,7 +121,7 @@ pub struct Stats {
 impl Stats {
     /// Counter fields by name (the names of the element's `stats` structure
     /// and of the `/state` JSON).
-    pub fn counters(&self) -> [(&'static str, u64); 13] {
+    pub fn counters(&self) -> [(&'static str, u64); 19] {
         [
             ("clients", self.clients),
             ("clients-total", self.clients_total),
@@ -112,6 +136,12 @@ impl Stats {
             ("requests-snapshot", self.requests_snapshot),
             ("requests-state", self.requests_state),
             ("requests-invalid", self.requests_invalid),
+            ("connections", self.connections),
+            ("connections-total", self.connections_total),
+            ("connections-evicted", self.connections_evicted),
+            ("connections-refused", self.connections_refused),
+            ("accept-errors", self.accept_errors),
+            ("requests-forbidden-host", self.requests_forbidden_host),
         ]
     }
 
