@@ -47,6 +47,7 @@ use gst::prelude::*;
 
 mod imp;
 pub(crate) mod server;
+mod signals;
 
 glib::wrapper! {
     pub struct MjpegSink(ObjectSubclass<imp::MjpegSink>)

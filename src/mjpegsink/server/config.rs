@@ -4,6 +4,7 @@
 //! down: [`Config::default()`] and the element's property defaults are both
 //! built from the `DEFAULT_*` constants here.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use http::HeaderValue;
@@ -21,6 +22,15 @@ pub const DEFAULT_RESEND_INTERVAL_MS: u32 = 1000;
 pub const DEFAULT_UNSENT_LIMIT: u32 = 32 * 1024;
 /// Default `advance_headers` policy.
 pub const DEFAULT_ADVANCE_HEADERS: AdvanceHeaders = AdvanceHeaders::Chromium;
+
+// Login throttling and signed links (`throttle`, `signed`).
+/// Failed logins from one address within [`THROTTLE_WINDOW`] after which
+/// it is answered 429 until the window is over.
+pub const THROTTLE_MAX_FAILURES: u32 = 10;
+/// The throttle's window, from an address's first failed login.
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses the throttle remembers at most (the oldest is evicted).
+pub const THROTTLE_TABLE_SIZE: usize = 4096;
 
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
@@ -43,6 +53,12 @@ pub struct Config {
     /// Which stream requests without an `advance_headers` query parameter
     /// get the next part's headers in advance.
     pub advance_headers: AdvanceHeaders,
+    // Login throttling and signed links.
+    /// Peers (reverse proxies) whose last `X-Forwarded-For` hop is the
+    /// address the login throttle counts by.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Key of signed links (`link-secret`); `None` = signed links off.
+    pub link_secret: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -56,6 +72,8 @@ impl Default for Config {
             resend_interval: resend_interval_from_ms(DEFAULT_RESEND_INTERVAL_MS),
             unsent_limit: DEFAULT_UNSENT_LIMIT,
             advance_headers: DEFAULT_ADVANCE_HEADERS,
+            trusted_proxies: Vec::new(),
+            link_secret: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::conn::serve_connection;
@@ -52,11 +53,17 @@ fn bind_one(addr: SocketAddr) -> io::Result<StdTcpListener> {
 }
 
 /// Accepts connections; owns every connection task, so aborting it closes
-/// every connection.
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// every connection. On `stop` it closes the port, then aborts every
+/// connection task and waits until each has ended.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
                     conns.spawn(serve_connection(stream, peer, shared.clone()));
@@ -70,4 +77,6 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    drop(listener);
+    conns.shutdown().await;
 }

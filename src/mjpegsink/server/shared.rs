@@ -9,9 +9,11 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+use super::auth::Auth;
 use super::config::Config;
 use super::event::{EventHandler, ServerEvent};
 use super::stats::{Counters, Format, Stats};
+use super::throttle::Throttle;
 use crate::multipart::writer::Frame;
 use crate::runtime::lock;
 
@@ -25,8 +27,10 @@ pub(crate) struct Published {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// `user:password` expected in a Basic `Authorization`, if auth is on.
-    pub(crate) expected_auth: Option<Vec<u8>>,
+    /// Credentials and signed links.
+    pub(crate) auth: Auth,
+    /// Failed logins per address.
+    pub(crate) throttle: Throttle,
     pub(crate) frames: watch::Sender<Published>,
     pub(crate) counters: Counters,
     pub(crate) format: Mutex<Format>,
@@ -36,13 +40,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(config: Config, events: EventHandler) -> Self {
-        let expected_auth = config
-            .credentials
-            .as_ref()
-            .map(|(u, p)| format!("{u}:{p}").into_bytes());
         Shared {
+            auth: Auth::new(&config),
+            throttle: Throttle::default(),
             config,
-            expected_auth,
             frames: watch::Sender::new(Published::default()),
             counters: Counters::default(),
             format: Mutex::new(Format::default()),

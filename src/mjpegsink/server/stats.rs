@@ -31,6 +31,8 @@ pub(crate) struct Counters {
     pub(crate) requests_snapshot: AtomicU64,
     pub(crate) requests_state: AtomicU64,
     pub(crate) requests_invalid: AtomicU64,
+    pub(crate) logins_failed: AtomicU64,
+    pub(crate) requests_throttled: AtomicU64,
 }
 
 impl Counters {
@@ -51,6 +53,8 @@ impl Counters {
             requests_snapshot: l(&self.requests_snapshot),
             requests_state: l(&self.requests_state),
             requests_invalid: l(&self.requests_invalid),
+            logins_failed: l(&self.logins_failed),
+            requests_throttled: l(&self.requests_throttled),
             uptime,
             eos,
             format,
@@ -87,6 +91,10 @@ pub struct Stats {
     pub requests_state: u64,
     /// Requests answered 400 (malformed), 404 or 405.
     pub requests_invalid: u64,
+    /// Wrong credentials and wrong or expired signed links (401/403).
+    pub logins_failed: u64,
+    /// Requests answered 429 by the login throttle.
+    pub requests_throttled: u64,
     /// Seconds since the server started.
     pub uptime: f64,
     /// Whether EOS was reached.
@@ -97,7 +105,7 @@ pub struct Stats {
 impl Stats {
     /// Counter fields by name (the names of the element's `stats` structure
     /// and of the `/state` JSON).
-    pub fn counters(&self) -> [(&'static str, u64); 13] {
+    pub fn counters(&self) -> [(&'static str, u64); 15] {
         [
             ("clients", self.clients),
             ("clients-total", self.clients_total),
@@ -112,6 +120,8 @@ impl Stats {
             ("requests-snapshot", self.requests_snapshot),
             ("requests-state", self.requests_state),
             ("requests-invalid", self.requests_invalid),
+            ("logins-failed", self.logins_failed),
+            ("requests-throttled", self.requests_throttled),
         ]
     }
 
