@@ -92,3 +92,4 @@ pub fn serial() -> MutexGuard<'static, ()> {
 pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
     assert!(wait_for(WAIT, cond), "timed out waiting for {what}");
 }
+pub mod logins;
