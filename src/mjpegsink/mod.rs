@@ -26,6 +26,15 @@
  * other clients. At EOS every client receives the closing delimiter and is
  * disconnected; in NULL the port is free.
  *
+ * With `user-id`/`user-pw`, every endpoint asks for HTTP Basic credentials;
+ * an address with 10 failed logins within a minute gets 429 for the rest of
+ * the minute (`trusted-proxies` names reverse proxies whose
+ * `X-Forwarded-For` is believed). With `link-secret`, the `sign-url` action
+ * signal returns links such as `/stream?exp=…&sig=…` that open one path
+ * without credentials until they expire, for embedding in a web page.
+ * `client-connected` and `client-disconnected` are emitted from a thread of
+ * the element's own, never from the network threads.
+ *
  * ## Example pipelines
  * ```bash
  * # A test stream on http://localhost:8080/
