@@ -25,7 +25,7 @@ const BLOCK: Duration = Duration::from_secs(1);
 const PERIOD: Duration = Duration::from_millis(40);
 /// Largest gap between two frames a client may see while a handler
 /// blocks (the handler blocks 1 s; frames come every 40 ms).
-const MAX_GAP: Duration = Duration::from_millis(400);
+const MAX_GAP: Duration = Duration::from_millis(600);
 
 fn max_gap(arrivals: &[Instant], from: Instant, to: Instant) -> Duration {
     let mut last = from;
