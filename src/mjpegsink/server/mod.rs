@@ -34,7 +34,11 @@
 //! - `listener`: [`bind`] and the accept loop, which owns every connection.
 //! - `conn`: one connection: socket options, hyper's HTTP/1 builder.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
-//! - `routes`: routing, auth, CORS and the response of each endpoint.
+//! - `routes`: routing, CORS and the response of each endpoint; the
+//!   security checks in order: login throttle (`throttle`: failed logins per
+//!   address, `trusted-proxies`), then auth (`auth`: Basic credentials as
+//!   SHA-256 digests compared in constant time, or a signed link from
+//!   `signed`).
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
 //! - `shared`: what all of the above share: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
