@@ -480,14 +480,16 @@ impl ObjectImpl for MjpegSink {
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
-                // Emitted from a server thread when a streaming client is
-                // accepted, with its address ("127.0.0.1:54321").
+                // Emitted from the element's signal thread (never a network
+                // thread) when a streaming client is accepted, with its
+                // address ("127.0.0.1:54321").
                 glib::subclass::Signal::builder("client-connected")
                     .param_types([String::static_type()])
                     .run_last()
                     .build(),
-                // Emitted from a server thread when a streaming client has
-                // gone (EOS, timeout, closed), with its address.
+                // Emitted from the element's signal thread when a streaming
+                // client has gone (EOS, timeout, closed), with its address;
+                // never after the element reached NULL.
                 glib::subclass::Signal::builder("client-disconnected")
                     .param_types([String::static_type()])
                     .run_last()
