@@ -20,6 +20,7 @@ pub mod camera;
 pub mod hostile;
 pub mod http;
 pub mod jpeg;
+pub mod logins;
 pub mod pipeline;
 pub mod process;
 pub mod wire;
@@ -92,4 +93,3 @@ pub fn serial() -> MutexGuard<'static, ()> {
 pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
     assert!(wait_for(WAIT, cond), "timed out waiting for {what}");
 }
-pub mod logins;
