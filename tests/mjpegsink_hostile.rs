@@ -933,7 +933,13 @@ fn oversized_requests_are_refused() {
 fn bad_auth_never_leaks_a_frame() {
     let _serial = serial();
     let good = basic("user", "s3cret");
-    let rig = Rig::new("user-id=user user-pw=s3cret", &good);
+    // Behind a "proxy" (127.0.0.1, trusted), each attempt names its own
+    // client address, so the login throttle (10 failures per address and
+    // minute) lets every bad header reach the credential check.
+    let rig = Rig::new(
+        r#"user-id=user user-pw=s3cret trusted-proxies=<"127.0.0.1">"#,
+        &good,
+    );
     let unauthorized_before = rig.stat("requests-unauthorized");
     let t0 = Instant::now();
     let b64 = |s: &[u8]| base64::engine::general_purpose::STANDARD.encode(s);
@@ -984,6 +990,11 @@ fn bad_auth_never_leaks_a_frame() {
     for t in targets {
         for auth in &bad {
             let head = t.starts_with("HEAD");
+            let auth = format!(
+                "X-Forwarded-For: 10.1.{}.{}\r\n{auth}",
+                attempts / 256,
+                attempts % 256
+            );
             let mut c = Conn::request(
                 rig.port,
                 format!("{t} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n")
@@ -1016,7 +1027,12 @@ fn bad_auth_never_leaks_a_frame() {
         .flat_map(|i| {
             get(
                 ["/stream", "/snapshot", "/state"][i % 3],
-                &basic("user", "nope"),
+                &format!(
+                    "X-Forwarded-For: 10.2.{}.{}\r\n{}",
+                    i / 256,
+                    i % 256,
+                    basic("user", "nope")
+                ),
             )
         })
         .collect();
@@ -1254,7 +1270,10 @@ fn http10_and_pipelined_requests() {
             String::from_utf8_lossy(req),
             text.lines().next()
         );
-        assert!(find(&got, &[0xFF, 0xD8], 0).is_none(), "{req:?}: frame bytes");
+        assert!(
+            find(&got, &[0xFF, 0xD8], 0).is_none(),
+            "{req:?}: frame bytes"
+        );
         match want {
             Some(status) => assert!(text.starts_with(status), "{req:?}: answered {text:?}"),
             None => assert!(got.is_empty(), "{req:?}: answered {text:?}"),

@@ -197,8 +197,10 @@ fn clients_get_stream_and_snapshot_through_nginx() {
     assert!(json.get("clients").is_some(), "{json}");
 
     // Another name (a DNS-rebinding page) is refused by the sink.
-    let evil =
-        http_get(port, "http://evil.example/snapshot", &[], LONG_WAIT, |_| false).expect("evil");
+    let evil = http_get(port, "http://evil.example/snapshot", &[], LONG_WAIT, |_| {
+        false
+    })
+    .expect("evil");
     assert_eq!(evil.status, 403, "{}", evil.head);
 }
 

@@ -6,7 +6,7 @@
 //! Locks: `settings` and `state` are never held together, and neither is
 //! held across network I/O, a signal emission or a wait.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -18,6 +18,7 @@ use super::server::{
     self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
+use super::signals::{self, Dispatcher};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
 
@@ -95,6 +96,9 @@ struct Settings {
     allowed_hosts: Vec<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    // Login throttling and signed links.
+    trusted_proxies: Vec<IpAddr>,
+    link_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -115,6 +119,8 @@ impl Default for Settings {
             allowed_hosts: Vec::new(),
             tls_cert: None,
             tls_key: None,
+            trusted_proxies: Vec::new(),
+            link_secret: None,
         }
     }
 }
@@ -139,6 +145,8 @@ impl Settings {
             max_connections: self.max_connections,
             allowed_hosts: self.allowed_hosts.clone(),
             tls,
+            trusted_proxies: self.trusted_proxies.clone(),
+            link_secret: self.link_secret.clone().map(String::into_bytes),
             ..server::Config::default()
         }
     }
@@ -175,6 +183,45 @@ impl Settings {
             )),
         }
     }
+
+    fn has_credentials(&self) -> bool {
+        self.user_id.is_some() || self.user_pw.is_some()
+    }
+
+    /// Whether the server speaks HTTPS: `tls-cert` and `tls-key` are set.
+    fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
+
+/// What to warn about when serving on `ip`: credentials sent in the clear,
+/// or a stream open to the network.
+fn exposure_warning(ip: IpAddr, credentials: bool, links: bool, tls: bool) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    if ip.is_loopback() {
+        None
+    } else if credentials && !tls {
+        Some(
+            "credentials travel in cleartext: bound to a non-loopback address without TLS \
+             while user-id/user-pw are set; anyone on the path can read them",
+        )
+    } else if !credentials && !links {
+        Some(
+            "no credentials: bound to a non-loopback address without user-id/user-pw or \
+             link-secret, anyone who can reach this port can watch",
+        )
+    } else {
+        None
+    }
+}
+
+/// What the signal thread emits.
+enum Signal {
+    Connected(SocketAddr),
+    Disconnected(SocketAddr),
 }
 
 #[derive(Default)]
@@ -183,6 +230,7 @@ enum State {
     Stopped,
     Started {
         server: Server,
+        signals: Dispatcher<Signal>,
     },
 }
 
@@ -211,7 +259,7 @@ fn non_empty(v: &glib::Value) -> Option<String> {
 impl MjpegSink {
     fn stats_structure(&self) -> gst::Structure {
         let stats = match &*lock(&self.state) {
-            State::Started { server } => server.stats(),
+            State::Started { server, .. } => server.stats(),
             State::Stopped => lock(&self.last_stats).clone(),
         };
         let mut s = gst::Structure::builder("mjpegsink-stats");
@@ -225,14 +273,34 @@ impl MjpegSink {
             .build()
     }
 
+    /// The `sign-url` action signal.
+    fn sign_url(&self, path: Option<&str>, ttl_seconds: u32) -> Option<String> {
+        let secret = lock(&self.settings).link_secret.clone();
+        let Some(secret) = secret else {
+            gst::error!(CAT, imp = self, "sign-url: link-secret is not set");
+            return None;
+        };
+        let url = server::sign_url(secret.as_bytes(), path.unwrap_or(""), ttl_seconds);
+        if url.is_none() {
+            gst::error!(
+                CAT,
+                imp = self,
+                "sign-url: {path:?} is not an absolute path without query or fragment"
+            );
+        }
+        url
+    }
+
     fn current_port(&self) -> i32 {
         match &*lock(&self.state) {
-            State::Started { server } => i32::from(server.local_addr().port()),
+            State::Started { server, .. } => i32::from(server.local_addr().port()),
             State::Stopped => 0,
         }
     }
 
-    fn on_server_event(&self, ev: ServerEvent) {
+    /// Logs at once; signals go to the signal thread (`signals`), never
+    /// emitted on the runtime worker this is called from.
+    fn on_server_event(&self, ev: ServerEvent, signals: &signals::Sender<Signal>) {
         match ev {
             ServerEvent::ClientConnected {
                 peer,
@@ -243,8 +311,7 @@ impl MjpegSink {
                     imp = self,
                     "Client {peer} connected (advance_headers={advance_headers})"
                 );
-                self.obj()
-                    .emit_by_name::<()>("client-connected", &[&peer_string(peer)]);
+                signals.send(Signal::Connected(peer));
             }
             ServerEvent::ClientDisconnected {
                 peer,
@@ -258,8 +325,7 @@ impl MjpegSink {
                     "Client {peer} disconnected ({}): {frames_sent} parts sent, {frames_skipped} frames skipped",
                     reason.as_str()
                 );
-                self.obj()
-                    .emit_by_name::<()>("client-disconnected", &[&peer_string(peer)]);
+                signals.send(Signal::Disconnected(peer));
             }
             ServerEvent::Request {
                 peer,
@@ -277,6 +343,15 @@ impl MjpegSink {
             }
         }
     }
+}
+
+/// Emit `signal` on the signal thread.
+fn emit(obj: &super::MjpegSink, signal: Signal) {
+    let (name, peer) = match signal {
+        Signal::Connected(p) => ("client-connected", p),
+        Signal::Disconnected(p) => ("client-disconnected", p),
+    };
+    obj.emit_by_name::<()>(name, &[&peer_string(peer)]);
 }
 
 fn peer_string(peer: SocketAddr) -> String {
@@ -415,7 +490,8 @@ impl ObjectImpl for MjpegSink {
                          requests-unauthorized, requests-snapshot, requests-state, \
                          requests-invalid, connections, connections-total, \
                          connections-evicted, connections-refused, accept-errors, \
-                         requests-forbidden-host (guint64), uptime (gdouble, s), eos (gboolean), \
+                         requests-forbidden-host, logins-failed, requests-throttled (guint64), \
+                         uptime (gdouble, s), eos (gboolean), \
                          width, height (guint)",
                     )
                     .read_only()
@@ -447,6 +523,21 @@ impl ObjectImpl for MjpegSink {
                     )
                     .mutable_ready()
                     .build(),
+                gst::ParamSpecArray::builder("trusted-proxies")
+                    .nick("Trusted proxies")
+                    .blurb(
+                        "Addresses of reverse proxies: for requests from these peers only, \
+                         the login throttle counts by the last X-Forwarded-For hop instead of \
+                         the peer. Example: <\"127.0.0.1\">",
+                    )
+                    .element_spec(
+                        &glib::ParamSpecString::builder("trusted-proxy")
+                            .nick("Trusted proxy")
+                            .blurb("IPv4 or IPv6 address of a reverse proxy")
+                            .build(),
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("tls-cert")
                     .nick("TLS certificate")
                     .blurb(
@@ -463,6 +554,16 @@ impl ObjectImpl for MjpegSink {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("link-secret")
+                    .nick("Link secret")
+                    .blurb(
+                        "Key of signed links: a URL with exp=<unix seconds>&sig=<hex \
+                         HMAC-SHA256 of \"<path>\\n<exp>\"> opens that path without \
+                         credentials until exp (see the sign-url signal). When set without \
+                         user-id/user-pw, only signed links are served",
+                    )
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -471,17 +572,34 @@ impl ObjectImpl for MjpegSink {
     fn signals() -> &'static [glib::subclass::Signal] {
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
             vec![
-                // Emitted from a server thread when a streaming client is
-                // accepted, with its address ("127.0.0.1:54321").
+                // Emitted from the element's signal thread (never a network
+                // thread) when a streaming client is accepted, with its
+                // address ("127.0.0.1:54321").
                 glib::subclass::Signal::builder("client-connected")
                     .param_types([String::static_type()])
                     .run_last()
                     .build(),
-                // Emitted from a server thread when a streaming client has
-                // gone (EOS, timeout, closed), with its address.
+                // Emitted from the element's signal thread when a streaming
+                // client has gone (EOS, timeout, closed), with its address;
+                // never after the element reached NULL.
                 glib::subclass::Signal::builder("client-disconnected")
                     .param_types([String::static_type()])
                     .run_last()
+                    .build(),
+                // Action signal: sign-url(path, ttl_seconds) returns a
+                // signed link "<path>?exp=...&sig=..." valid for ttl_seconds,
+                // or NULL without link-secret or for a path that is not
+                // absolute or carries a query.
+                glib::subclass::Signal::builder("sign-url")
+                    .param_types([String::static_type(), u32::static_type()])
+                    .return_type::<Option<String>>()
+                    .action()
+                    .class_handler(|args| {
+                        let sink = args[0].get::<super::MjpegSink>().expect("signal arg");
+                        let path = args[1].get::<Option<String>>().expect("signal arg");
+                        let ttl = args[2].get::<u32>().expect("signal arg");
+                        Some(sink.imp().sign_url(path.as_deref(), ttl).to_value())
+                    })
                     .build(),
             ]
         });
@@ -554,6 +672,28 @@ impl ObjectImpl for MjpegSink {
             }
             "tls-cert" => settings.tls_cert = non_empty(value),
             "tls-key" => settings.tls_key = non_empty(value),
+            "trusted-proxies" => {
+                let list = value.get::<gst::Array>().expect("type checked upstream");
+                let mut proxies = Vec::new();
+                for v in list.iter() {
+                    let a = v.get::<Option<String>>().ok().flatten().unwrap_or_default();
+                    match a.trim().parse::<IpAddr>() {
+                        Ok(ip) => proxies.push(ip),
+                        Err(_) => {
+                            gst::error!(
+                                CAT,
+                                imp = self,
+                                "Invalid trusted-proxies entry {a:?} (not an IP address), \
+                                 keeping {:?}",
+                                settings.trusted_proxies
+                            );
+                            return;
+                        }
+                    }
+                }
+                settings.trusted_proxies = proxies;
+            }
+            "link-secret" => settings.link_secret = non_empty(value),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -582,6 +722,10 @@ impl ObjectImpl for MjpegSink {
             "allowed-hosts" => gst::Array::new(&settings.allowed_hosts).to_value(),
             "tls-cert" => settings.tls_cert.to_value(),
             "tls-key" => settings.tls_key.to_value(),
+            "trusted-proxies" => {
+                gst::Array::new(settings.trusted_proxies.iter().map(|ip| ip.to_string())).to_value()
+            }
+            "link-secret" => settings.link_secret.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -647,10 +791,39 @@ impl BaseSinkImpl for MjpegSink {
             )
         })?;
 
+        let bound = listener.local_addr().map(|a| a.ip());
+        if let Ok(ip) = bound
+            && let Some(warning) = exposure_warning(
+                ip,
+                settings.has_credentials(),
+                settings.link_secret.is_some(),
+                settings.tls_enabled(),
+            )
+        {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("Serving on {}: {}", ip, warning)
+            );
+        }
+
         let weak = self.obj().downgrade();
+        let signals = Dispatcher::start(format!("{}-signals", self.obj().name()), move |s| {
+            if let Some(obj) = weak.upgrade() {
+                emit(&obj, s);
+            }
+        })
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ("Cannot start the signal thread: {}", e)
+            )
+        })?;
+        let weak = self.obj().downgrade();
+        let tx = signals.sender();
         let events: server::EventHandler = std::sync::Arc::new(move |ev| {
             if let Some(obj) = weak.upgrade() {
-                obj.imp().on_server_event(ev);
+                obj.imp().on_server_event(ev, &tx);
             }
         });
         let server = Server::start(listener, settings.server_config(tls), events).map_err(|e| {
@@ -661,7 +834,7 @@ impl BaseSinkImpl for MjpegSink {
         })?;
         let addr = server.local_addr();
         let limit = server.connection_limit();
-        *lock(&self.state) = State::Started { server };
+        *lock(&self.state) = State::Started { server, signals };
         let scheme = if https { "https" } else { "http" };
         gst::info!(
             CAT,
@@ -674,10 +847,17 @@ impl BaseSinkImpl for MjpegSink {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let old = std::mem::take(&mut *lock(&self.state));
-        if let State::Started { mut server } = old {
-            *lock(&self.last_stats) = server.stats();
-            // Closes every connection and frees the port; no lock held.
+        if let State::Started {
+            mut server,
+            signals,
+        } = old
+        {
+            // Frees the port and ends every connection task; no lock held.
             server.stop();
+            // The counters are final now.
+            *lock(&self.last_stats) = server.stats();
+            // Emit what the connections reported, then no more.
+            signals.stop();
             gst::info!(CAT, imp = self, "Server stopped");
             self.obj().notify("current-port");
         }
@@ -700,7 +880,7 @@ impl BaseSinkImpl for MjpegSink {
             framerate,
         };
         gst::debug!(CAT, imp = self, "Caps {caps}");
-        if let State::Started { server } = &*lock(&self.state) {
+        if let State::Started { server, .. } = &*lock(&self.state) {
             server.set_format(format);
         }
         Ok(())
@@ -714,7 +894,7 @@ impl BaseSinkImpl for MjpegSink {
         // Publishing copies the frame once into the shared part buffer and
         // never waits on a client, so holding the state lock is brief.
         let state = lock(&self.state);
-        let State::Started { server } = &*state else {
+        let State::Started { server, .. } = &*state else {
             return Err(gst::FlowError::Flushing);
         };
         let seq = server.publish(map.as_slice());
@@ -733,17 +913,39 @@ impl BaseSinkImpl for MjpegSink {
         match event.view() {
             gst::EventView::Eos(_) => {
                 gst::debug!(CAT, imp = self, "EOS: closing every stream");
-                if let State::Started { server } = &*lock(&self.state) {
+                if let State::Started { server, .. } = &*lock(&self.state) {
                     server.set_eos(true);
                 }
             }
             gst::EventView::FlushStop(_) => {
-                if let State::Started { server } = &*lock(&self.state) {
+                if let State::Started { server, .. } = &*lock(&self.state) {
                     server.set_eos(false);
                 }
             }
             _ => {}
         }
         self.parent_event(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_warnings() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(exposure_warning(ip(lo), false, false, false), None, "{lo}");
+            assert_eq!(exposure_warning(ip(lo), true, false, false), None, "{lo}");
+        }
+        for open in ["0.0.0.0", "::", "192.168.1.2", "2001:db8::1"] {
+            let w = exposure_warning(ip(open), true, false, false).unwrap_or_default();
+            assert!(w.contains("credentials travel in cleartext"), "{open}: {w}");
+            let w = exposure_warning(ip(open), false, false, false).unwrap_or_default();
+            assert!(w.starts_with("no credentials"), "{open}: {w}");
+            assert_eq!(exposure_warning(ip(open), true, false, true), None);
+            assert_eq!(exposure_warning(ip(open), false, true, false), None);
+        }
     }
 }

@@ -37,6 +37,14 @@
  * restricts it. Behind a reverse proxy that forwards the public host, list
  * that name. With `tls-cert` and `tls-key` (PEM files) the sink serves
  * HTTPS only; plain HTTP to that port gets a 400 saying so.
+ * With `user-id`/`user-pw`, every endpoint asks for HTTP Basic credentials;
+ * an address with 10 failed logins within a minute gets 429 for the rest of
+ * the minute (`trusted-proxies` names reverse proxies whose
+ * `X-Forwarded-For` is believed). With `link-secret`, the `sign-url` action
+ * signal returns links such as `/stream?exp=…&sig=…` that open one path
+ * without credentials until they expire, for embedding in a web page.
+ * `client-connected` and `client-disconnected` are emitted from a thread of
+ * the element's own, never from the network threads.
  *
  * ## Example pipelines
  * ```bash
@@ -63,6 +71,7 @@ use gst::prelude::*;
 
 mod imp;
 pub(crate) mod server;
+mod signals;
 
 glib::wrapper! {
     pub struct MjpegSink(ObjectSubclass<imp::MjpegSink>)

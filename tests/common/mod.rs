@@ -21,6 +21,7 @@ pub mod camera;
 pub mod hostile;
 pub mod http;
 pub mod jpeg;
+pub mod logins;
 pub mod pipeline;
 pub mod process;
 pub mod wire;

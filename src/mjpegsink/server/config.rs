@@ -4,6 +4,7 @@
 //! down: [`Config::default()`] and the element's property defaults are both
 //! built from the `DEFAULT_*` constants here.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,15 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 0;
 /// this old, it answers the request in progress (if any) and closes, however
 /// often it sent a new request (nginx's `keepalive_time`, 1 h there).
 pub const DEFAULT_KEEP_ALIVE_MAX: Duration = Duration::from_secs(60);
+
+// Login throttling and signed links (`throttle`, `signed`).
+/// Failed logins from one address within [`THROTTLE_WINDOW`] after which
+/// it is answered 429 until the window is over.
+pub const THROTTLE_MAX_FAILURES: u32 = 10;
+/// The throttle's window, from an address's first failed login.
+pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses the throttle remembers at most (the oldest is evicted).
+pub const THROTTLE_TABLE_SIZE: usize = 4096;
 
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
@@ -65,6 +75,12 @@ pub struct Config {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Longest life of a connection that is not streaming.
     pub keep_alive_max: Duration,
+    // Login throttling and signed links.
+    /// Peers (reverse proxies) whose last `X-Forwarded-For` hop is the
+    /// address the login throttle counts by.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Key of signed links (`link-secret`); `None` = signed links off.
+    pub link_secret: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -82,6 +98,8 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             tls: None,
             keep_alive_max: DEFAULT_KEEP_ALIVE_MAX,
+            trusted_proxies: Vec::new(),
+            link_secret: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use super::conn::serve_connection;
@@ -56,12 +57,18 @@ fn bind_one(addr: SocketAddr) -> io::Result<StdTcpListener> {
 
 /// Accepts connections; owns every connection task, so aborting it closes
 /// every connection. Admission (limit, eviction) is the first check a
-/// connection meets.
-pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// connection meets. On `stop` it closes the port, then aborts every
+/// connection task and waits until each has ended.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut conns = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         tokio::select! {
+            _ = &mut stop => break,
             res = listener.accept() => match res {
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF.0;
@@ -77,11 +84,16 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     // EMFILE and friends: free a descriptor held by an idle
                     // connection, and back off instead of spinning.
                     shared.admission.evict_idle(&shared.counters);
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 }
             },
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+    drop(listener);
+    conns.shutdown().await;
 }

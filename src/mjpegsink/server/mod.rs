@@ -40,7 +40,11 @@
 //! - `host`: the authority check (DNS-rebinding protection), the first
 //!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
-//! - `routes`: routing, auth, CORS and the response of each endpoint.
+//! - `routes`: routing, CORS and the response of each endpoint; the
+//!   security checks in order: login throttle (`throttle`: failed logins per
+//!   address, `trusted-proxies`), then auth (`auth`: Basic credentials as
+//!   SHA-256 digests compared in constant time, or a signed link from
+//!   `signed`).
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
 //! - `shared`: what all of the above share: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
@@ -63,6 +67,7 @@
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
 
 mod admission;
+mod auth;
 mod config;
 mod conn;
 mod event;
@@ -72,7 +77,9 @@ mod io;
 mod listener;
 mod routes;
 mod shared;
+mod signed;
 mod stats;
+mod throttle;
 mod tls;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -81,6 +88,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::{AdvanceHeaders, Config};
@@ -98,10 +106,28 @@ use crate::multipart::writer::{self, Frame};
 use crate::runtime::{RUNTIME, lock};
 use shared::Shared;
 
+/// Longest [`Server::stop`] waits for the connections to end before
+/// aborting the accept loop.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// A signed link for `path` valid for `ttl_seconds` from now:
+/// `<path>?exp=<unix seconds>&sig=<hex HMAC-SHA256 of "<path>\n<exp>">`
+/// (see `signed`). `None` for an empty secret or a `path` that is not an
+/// absolute path without query or fragment.
+pub fn sign_url(secret: &[u8], path: &str, ttl_seconds: u32) -> Option<String> {
+    let key = signed::LinkKey::new(secret)?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    signed::sign_url(&key, path, ttl_seconds, now)
+}
+
 /// A running server. Dropping it stops it.
 pub struct Server {
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
+    /// Tells the accept loop to close the port and end every connection.
+    shutdown: Option<oneshot::Sender<()>>,
     local_addr: SocketAddr,
 }
 
@@ -118,10 +144,12 @@ impl Server {
             TcpListener::from_std(listener)?
         };
         let shared = Arc::new(Shared::new(config, events, local_addr));
-        let task = RUNTIME.spawn(listener::accept_loop(listener, shared.clone()));
+        let (shutdown, stop) = oneshot::channel();
+        let task = RUNTIME.spawn(listener::accept_loop(listener, shared.clone(), stop));
         Ok(Server {
             shared,
             task: Some(task),
+            shutdown: Some(shutdown),
             local_addr,
         })
     }
@@ -188,17 +216,28 @@ impl Server {
         conn::serve_io(io, peer, self.shared.clone())
     }
 
-    /// Stop accepting, close every connection and free the port. Waits
-    /// (bounded) for the listener to be closed unless called from a runtime
-    /// thread.
+    /// Stop accepting, free the port and end every connection task. Unless
+    /// called from a runtime thread, returns once every connection task has
+    /// ended (bounded: after [`STOP_WAIT`] it aborts what is left), so no
+    /// event is reported and no counter moves after it returns.
     pub fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            if tokio::runtime::Handle::try_current().is_err() {
-                let _ = RUNTIME
-                    .block_on(async { tokio::time::timeout(Duration::from_secs(5), task).await });
-            }
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
         }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Cannot wait here: the accept loop ends its connections on its
+            // own; aborting it would drop them unawaited.
+            return;
+        }
+        RUNTIME.block_on(async {
+            if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        });
     }
 }
 

@@ -8,18 +8,19 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 
+use super::auth::Verdict;
 use super::fanout;
 use super::io::ConnFlags;
 use super::shared::Shared;
+use super::throttle;
 
 /// Longest `/snapshot` waits for a first frame.
 const SNAPSHOT_MAX_WAIT: Duration = Duration::from_secs(5);
@@ -62,36 +63,6 @@ fn route(path: &str, query: Option<&str>) -> Route {
         ("/state", _) => Route::State,
         _ => Route::NotFound,
     }
-}
-
-/// Whether the `Authorization` header carries the expected Basic
-/// credentials (`user:password` bytes), compared in constant time.
-fn authorized(expected: &[u8], header: Option<&HeaderValue>) -> bool {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-    let Some(value) = header else { return false };
-    let value = value.as_bytes();
-    let Some(space) = value.iter().position(|&b| b == b' ') else {
-        return false;
-    };
-    let (scheme, token) = value.split_at(space);
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return false;
-    }
-    let token = token.trim_ascii();
-    let Ok(given) = STANDARD
-        .decode(token)
-        .or_else(|_| STANDARD_NO_PAD.decode(token))
-    else {
-        return false;
-    };
-    if given.len() != expected.len() {
-        return false;
-    }
-    given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
 }
 
 fn empty() -> Body {
@@ -147,6 +118,20 @@ pub(crate) async fn handle(
         );
     }
 
+    // Login throttle: an address with too many failed logins gets 429,
+    // whatever it sends.
+    let client = throttle::Key::from(throttle::client_addr(
+        peer.ip(),
+        req.headers(),
+        &shared.config.trusted_proxies,
+    ));
+    if shared.auth.required()
+        && let Some(left) = shared.throttle.retry_after(client, Instant::now())
+    {
+        c.requests_throttled.fetch_add(1, Ordering::Relaxed);
+        return throttled_response(shared, left, head);
+    }
+
     // CORS preflight (sent without credentials by browsers).
     if method == Method::OPTIONS && shared.config.allow_origin.is_some() {
         return base_response(shared, StatusCode::NO_CONTENT)
@@ -157,20 +142,19 @@ pub(crate) async fn handle(
             .unwrap_or_else(|_| Response::new(empty()));
     }
 
-    if let Some(expected) = &shared.expected_auth
-        && !authorized(expected, req.headers().get(header::AUTHORIZATION))
-    {
-        c.requests_unauthorized.fetch_add(1, Ordering::Relaxed);
-        let text = "401 Unauthorized\n";
-        return base_response(shared, StatusCode::UNAUTHORIZED)
-            .header(
-                header::WWW_AUTHENTICATE,
-                format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""),
-            )
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .header(header::CONTENT_LENGTH, text.len())
-            .body(if head { empty() } else { full(text) })
-            .unwrap_or_else(|_| Response::new(empty()));
+    // Auth: credentials or a signed link.
+    let verdict = shared.auth.check(
+        req.uri().path(),
+        req.uri().query(),
+        req.headers().get(header::AUTHORIZATION),
+        unix_now(),
+    );
+    if verdict != Verdict::Allowed {
+        if verdict.is_failure() {
+            c.logins_failed.fetch_add(1, Ordering::Relaxed);
+            shared.throttle.failed(client, Instant::now());
+        }
+        return refused_response(shared, verdict, head);
     }
 
     if method != Method::GET && !head {
@@ -296,6 +280,50 @@ fn stream_response(
         .unwrap_or_else(|_| Response::new(empty()))
 }
 
+/// 429 from the login throttle, with the seconds left in `Retry-After`.
+fn throttled_response(shared: &Shared, left: Duration, head: bool) -> Response<Body> {
+    let mut r = text_response(
+        shared,
+        StatusCode::TOO_MANY_REQUESTS,
+        "429 Too many failed logins, try again later\n",
+        head,
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(throttle::retry_after_secs(left)),
+    );
+    r
+}
+
+/// 401 (asking for Basic credentials when they are configured) or 403 (a
+/// bad signed link, or none where only signed links open the stream).
+fn refused_response(shared: &Shared, verdict: Verdict, head: bool) -> Response<Body> {
+    if verdict == Verdict::BadLink || !shared.auth.has_credentials() {
+        let text = if verdict == Verdict::BadLink {
+            "403 Invalid or expired link\n"
+        } else {
+            "403 A signed link is required\n"
+        };
+        return text_response(shared, StatusCode::FORBIDDEN, text, head);
+    }
+    shared
+        .counters
+        .requests_unauthorized
+        .fetch_add(1, Ordering::Relaxed);
+    let mut r = text_response(shared, StatusCode::UNAUTHORIZED, "401 Unauthorized\n", head);
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{REALM}\", charset=\"UTF-8\"")) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+/// Seconds since the Unix epoch (signed links' clock).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,32 +344,5 @@ mod tests {
         assert_eq!(route("/state", None), Route::State);
         assert_eq!(route("/", Some("action=bogus")), Route::NotFound);
         assert_eq!(route("/other", None), Route::NotFound);
-    }
-
-    #[test]
-    fn basic_auth() {
-        let expected = b"user:pw";
-        let h = |s: &str| HeaderValue::from_str(s).ok();
-        let good = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("user:pw")
-        );
-        assert!(authorized(&expected[..], h(&good).as_ref()));
-        assert!(authorized(
-            &expected[..],
-            h(&good.replace("Basic", "basic")).as_ref()
-        ));
-        assert!(!authorized(&expected[..], None));
-        assert!(!authorized(&expected[..], h("Basic").as_ref()));
-        assert!(authorized(&expected[..], h("Basic dXNlcjpwdw").as_ref()));
-        assert!(!authorized(&expected[..], h("Basic dXNlcjpwdx==").as_ref()));
-        assert!(!authorized(
-            &expected[..],
-            h("Bearer dXNlcjpwdw==").as_ref()
-        ));
-        assert!(!authorized(
-            &expected[..],
-            h("Basic dXNlcjpwdw==x").as_ref()
-        ));
     }
 }

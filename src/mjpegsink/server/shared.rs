@@ -11,10 +11,12 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::admission::Admission;
+use super::auth::Auth;
 use super::config::{Config, connection_limit};
 use super::event::{EventHandler, ServerEvent};
 use super::host::HostRules;
 use super::stats::{Counters, Format, Stats};
+use super::throttle::Throttle;
 use crate::multipart::writer::Frame;
 use crate::runtime::lock;
 
@@ -28,8 +30,10 @@ pub(crate) struct Published {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    /// `user:password` expected in a Basic `Authorization`, if auth is on.
-    pub(crate) expected_auth: Option<Vec<u8>>,
+    /// Credentials and signed links.
+    pub(crate) auth: Auth,
+    /// Failed logins per address.
+    pub(crate) throttle: Throttle,
     pub(crate) frames: watch::Sender<Published>,
     pub(crate) counters: Arc<Counters>,
     /// The connection limit and eviction.
@@ -44,14 +48,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// The state of a server bound to `local`.
     pub(crate) fn new(config: Config, events: EventHandler, local: SocketAddr) -> Self {
-        let expected_auth = config
-            .credentials
-            .as_ref()
-            .map(|(u, p)| format!("{u}:{p}").into_bytes());
         let admission = Arc::new(Admission::new(connection_limit(config.max_connections)));
         let hosts = HostRules::new(local, &config.allowed_hosts);
         Shared {
-            expected_auth,
+            auth: Auth::new(&config),
+            throttle: Throttle::default(),
             frames: watch::Sender::new(Published::default()),
             counters: Arc::default(),
             admission,

@@ -37,6 +37,8 @@ pub(crate) struct Counters {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) accept_errors: AtomicU64,
     pub(crate) requests_forbidden_host: AtomicU64,
+    pub(crate) logins_failed: AtomicU64,
+    pub(crate) requests_throttled: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +65,8 @@ impl Counters {
             connections_refused: l(&self.connections_refused),
             accept_errors: l(&self.accept_errors),
             requests_forbidden_host: l(&self.requests_forbidden_host),
+            logins_failed: l(&self.logins_failed),
+            requests_throttled: l(&self.requests_throttled),
             uptime,
             eos,
             format,
@@ -111,6 +115,10 @@ pub struct Stats {
     pub accept_errors: u64,
     /// Requests answered 403 because of the host they name (`allowed-hosts`).
     pub requests_forbidden_host: u64,
+    /// Wrong credentials and wrong or expired signed links (401/403).
+    pub logins_failed: u64,
+    /// Requests answered 429 by the login throttle.
+    pub requests_throttled: u64,
     /// Seconds since the server started.
     pub uptime: f64,
     /// Whether EOS was reached.
@@ -121,7 +129,7 @@ pub struct Stats {
 impl Stats {
     /// Counter fields by name (the names of the element's `stats` structure
     /// and of the `/state` JSON).
-    pub fn counters(&self) -> [(&'static str, u64); 19] {
+    pub fn counters(&self) -> [(&'static str, u64); 21] {
         [
             ("clients", self.clients),
             ("clients-total", self.clients_total),
@@ -142,6 +150,8 @@ impl Stats {
             ("connections-refused", self.connections_refused),
             ("accept-errors", self.accept_errors),
             ("requests-forbidden-host", self.requests_forbidden_host),
+            ("logins-failed", self.logins_failed),
+            ("requests-throttled", self.requests_throttled),
         ]
     }
 
