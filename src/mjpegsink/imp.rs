@@ -7,7 +7,7 @@
 //! held across network I/O, a signal emission or a wait.
 
 use std::net::SocketAddr;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, mpsc};
 
 use gst::glib;
 use gst::prelude::*;
@@ -18,6 +18,7 @@ use super::server::{
     self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
     DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
+use super::server::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
 
@@ -91,6 +92,7 @@ struct Settings {
     resend_interval: u32,
     unsent_limit: u32,
     advance_headers: AdvanceHeaders,
+    drop_same_frames: u32,
 }
 
 impl Default for Settings {
@@ -107,6 +109,7 @@ impl Default for Settings {
             resend_interval: DEFAULT_RESEND_INTERVAL_MS,
             unsent_limit: DEFAULT_UNSENT_LIMIT,
             advance_headers: AdvanceHeaders::default(),
+            drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
         }
     }
 }
@@ -126,6 +129,8 @@ impl Settings {
             resend_interval: server::resend_interval_from_ms(self.resend_interval),
             unsent_limit: self.unsent_limit,
             advance_headers: self.advance_headers.into(),
+            drop_same_frames: self.drop_same_frames,
+            mount: DEFAULT_MOUNT.to_string(),
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct MjpegSink {
     /// Counters of the last server, kept after stop() for the `stats`
     /// property.
     last_stats: Mutex<server::Stats>,
+    /// Wakes the thread that emits `notify::clients` while started.
+    clients_notifier: Mutex<Option<mpsc::Sender<()>>>,
 }
 
 #[glib::object_subclass]
@@ -191,6 +198,7 @@ impl MjpegSink {
                 peer,
                 advance_headers,
             } => {
+                self.clients_changed();
                 gst::info!(
                     CAT,
                     imp = self,
@@ -205,6 +213,7 @@ impl MjpegSink {
                 frames_sent,
                 frames_skipped,
             } => {
+                self.clients_changed();
                 gst::info!(
                     CAT,
                     imp = self,
@@ -229,6 +238,61 @@ impl MjpegSink {
                 gst::warning!(CAT, imp = self, "accept() failed: {e}");
             }
         }
+    }
+}
+
+// The `clients` property and its `notify::clients`, emitted from a thread
+// of the element's (never from a server runtime thread, so a slow handler
+// delays only itself), after one or more changes, when the count differs
+// from the one last notified.
+impl MjpegSink {
+    /// Streaming clients now (0 when not serving).
+    fn clients(&self) -> u32 {
+        match &*lock(&self.state) {
+            State::Started { server } => u32::try_from(server.clients()).unwrap_or(u32::MAX),
+            State::Stopped => 0,
+        }
+    }
+
+    /// The client count may have changed: have `notify::clients` emitted.
+    /// Called from server threads; only queues the work.
+    fn clients_changed(&self) {
+        if let Some(tx) = &*lock(&self.clients_notifier) {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Start the thread that turns [`Self::clients_changed`] into
+    /// `notify::clients`. It ends once the sender is dropped (in `stop()`),
+    /// after a last check (which notifies the drop to 0).
+    fn start_clients_notifier(&self) -> std::io::Result<()> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let weak = self.obj().downgrade();
+        let check = move |last: &mut u32| {
+            let Some(obj) = weak.upgrade() else {
+                return false;
+            };
+            let now = obj.imp().clients();
+            if now != *last {
+                *last = now;
+                obj.notify("clients");
+            }
+            true
+        };
+        std::thread::Builder::new()
+            .name("mjpegsink-notify".into())
+            .spawn(move || {
+                let mut last = 0;
+                while rx.recv().is_ok() {
+                    while rx.try_recv().is_ok() {}
+                    if !check(&mut last) {
+                        return;
+                    }
+                }
+                check(&mut last);
+            })?;
+        *lock(&self.clients_notifier) = Some(tx);
+        Ok(())
     }
 }
 
@@ -359,6 +423,24 @@ impl ObjectImpl for MjpegSink {
                 )
                 .mutable_ready()
                 .build(),
+                glib::ParamSpecUInt::builder("drop-same-frames")
+                    .nick("Drop same frames")
+                    .blurb(
+                        "Skip up to this many consecutive frames byte-identical to the one \
+                         a client got last (static scenes cost no bandwidth), still sending \
+                         one at least every resend-interval; 0 = send every frame",
+                    )
+                    .default_value(DEFAULT_DROP_SAME_FRAMES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("clients")
+                    .nick("Clients")
+                    .blurb(
+                        "Streaming clients connected now; notify::clients is emitted from \
+                         a thread of the element's when it changes",
+                    )
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -366,8 +448,10 @@ impl ObjectImpl for MjpegSink {
                          clients-total, frames-in, frames-out, frames-resent, frames-skipped, \
                          bytes-out, clients-dropped-timeout, clients-rejected-max, \
                          requests-unauthorized, requests-snapshot, requests-state, \
-                         requests-invalid (guint64), uptime (gdouble, s), eos (gboolean), \
-                         width, height (guint)",
+                         requests-invalid, frames-skipped-busy (= frames-skipped), \
+                         frames-skipped-rate, frames-skipped-same, requests-stream, \
+                         requests-metrics, snapshots-not-modified, snapshots-timed-out \
+                         (guint64), uptime (gdouble, s), eos (gboolean), width, height (guint)",
                     )
                     .read_only()
                     .build(),
@@ -448,6 +532,9 @@ impl ObjectImpl for MjpegSink {
             "advance-headers" => {
                 settings.advance_headers = value.get().expect("type checked upstream")
             }
+            "drop-same-frames" => {
+                settings.drop_same_frames = value.get().expect("type checked upstream")
+            }
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -458,6 +545,9 @@ impl ObjectImpl for MjpegSink {
         }
         if pspec.name() == "current-port" {
             return self.current_port().to_value();
+        }
+        if pspec.name() == "clients" {
+            return self.clients().to_value();
         }
         let settings = lock(&self.settings);
         match pspec.name() {
@@ -472,6 +562,7 @@ impl ObjectImpl for MjpegSink {
             "resend-interval" => settings.resend_interval.to_value(),
             "unsent-limit" => settings.unsent_limit.to_value(),
             "advance-headers" => settings.advance_headers.to_value(),
+            "drop-same-frames" => settings.drop_same_frames.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -549,6 +640,12 @@ impl BaseSinkImpl for MjpegSink {
         })?;
         let addr = server.local_addr();
         *lock(&self.state) = State::Started { server };
+        self.start_clients_notifier().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenWrite,
+                ("Cannot start the notification thread: {}", e)
+            )
+        })?;
         gst::info!(CAT, imp = self, "Serving MJPEG on http://{addr}/");
         self.obj().notify("current-port");
         Ok(())
@@ -560,6 +657,8 @@ impl BaseSinkImpl for MjpegSink {
             *lock(&self.last_stats) = server.stats();
             // Closes every connection and frees the port; no lock held.
             server.stop();
+            // Ends the notify thread, which notifies clients back to 0.
+            lock(&self.clients_notifier).take();
             gst::info!(CAT, imp = self, "Server stopped");
             self.obj().notify("current-port");
         }

@@ -21,6 +21,11 @@ pub const DEFAULT_RESEND_INTERVAL_MS: u32 = 1000;
 pub const DEFAULT_UNSENT_LIMIT: u32 = 32 * 1024;
 /// Default `advance_headers` policy.
 pub const DEFAULT_ADVANCE_HEADERS: AdvanceHeaders = AdvanceHeaders::Chromium;
+/// Default `drop-same-frames`: consecutive identical frames not sent (0 =
+/// send every frame).
+pub const DEFAULT_DROP_SAME_FRAMES: u32 = 0;
+/// The mount every endpoint lives under (the only one for now).
+pub const DEFAULT_MOUNT: &str = "/";
 
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
@@ -43,6 +48,12 @@ pub struct Config {
     /// Which stream requests without an `advance_headers` query parameter
     /// get the next part's headers in advance.
     pub advance_headers: AdvanceHeaders,
+    /// Skip up to this many consecutive frames byte-identical to the one a
+    /// client was sent last (ustreamer's `drop_same_frames`); 0 = off.
+    pub drop_same_frames: u32,
+    /// The mount this server's endpoints live under (the `mount` label of
+    /// `/metrics`).
+    pub mount: String,
 }
 
 impl Default for Config {
@@ -56,6 +67,8 @@ impl Default for Config {
             resend_interval: resend_interval_from_ms(DEFAULT_RESEND_INTERVAL_MS),
             unsent_limit: DEFAULT_UNSENT_LIMIT,
             advance_headers: DEFAULT_ADVANCE_HEADERS,
+            drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
+            mount: DEFAULT_MOUNT.to_string(),
         }
     }
 }

@@ -36,6 +36,9 @@
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
 //! - `routes`: routing, auth, CORS and the response of each endpoint.
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
+//! - `rate`: what a client is sent less of: `?fps` pacing, `drop-same-frames`.
+//! - `snapshot`: `/snapshot` with ETag/304, `Age`, `?wait=1`, `?max_age=S`.
+//! - `metrics`: `/metrics` in the Prometheus text format.
 //! - `shared`: what all of the above share: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
 //!   and `/state`, what the owner is told.
@@ -57,8 +60,11 @@ mod event;
 mod fanout;
 mod io;
 mod listener;
+mod metrics;
+mod rate;
 mod routes;
 mod shared;
+mod snapshot;
 mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
@@ -74,11 +80,12 @@ pub(crate) use config::{
     DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_RESEND_INTERVAL_MS,
     DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
 };
+pub(crate) use config::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
 pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
 
-use crate::multipart::writer::{self, Frame};
+use crate::multipart::writer::Frame;
 use crate::runtime::{RUNTIME, lock};
 use shared::Shared;
 
@@ -123,12 +130,7 @@ impl Server {
             .frames_in
             .fetch_add(1, Ordering::Relaxed)
             + 1;
-        let f = Frame::new(
-            seq,
-            jpeg,
-            &self.shared.config.boundary,
-            writer::timestamp_string(SystemTime::now()),
-        );
+        let f = Frame::new(seq, jpeg, &self.shared.config.boundary, SystemTime::now());
         let f = Arc::new(f);
         self.shared.frames.send_modify(|p| p.frame = Some(f));
         seq
@@ -150,6 +152,11 @@ impl Server {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Streaming clients connected now.
+    pub fn clients(&self) -> u64 {
+        self.shared.counters.clients.load(Ordering::Acquire)
     }
 
     /// Serve one already connected byte stream (e.g. one end of a

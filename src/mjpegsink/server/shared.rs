@@ -5,7 +5,7 @@
 //! the newest frame is published on, the counters and the event handler.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) frames: watch::Sender<Published>,
     pub(crate) counters: Counters,
     pub(crate) format: Mutex<Format>,
+    /// This start's epoch in snapshot entity tags (see `snapshot`).
+    pub(crate) epoch: String,
     started: Instant,
     events: EventHandler,
 }
@@ -46,6 +48,7 @@ impl Shared {
             frames: watch::Sender::new(Published::default()),
             counters: Counters::default(),
             format: Mutex::new(Format::default()),
+            epoch: super::snapshot::epoch(SystemTime::now()),
             started: Instant::now(),
             events,
         }
@@ -57,6 +60,14 @@ impl Shared {
             self.frames.borrow().eos,
             *lock(&self.format),
         )
+    }
+
+    /// Seconds since the newest frame was published, if there is one.
+    pub(crate) fn newest_frame_age(&self) -> Option<f64> {
+        let p = self.frames.borrow();
+        p.frame
+            .as_ref()
+            .map(|f| f.published_at.elapsed().as_secs_f64())
     }
 
     pub(crate) fn emit(&self, ev: ServerEvent) {
