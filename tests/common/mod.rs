@@ -22,6 +22,7 @@ pub mod http;
 pub mod jpeg;
 pub mod pipeline;
 pub mod process;
+pub mod viewers;
 pub mod wire;
 
 pub use camera::*;
