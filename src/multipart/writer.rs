@@ -57,10 +57,10 @@ pub(crate) struct Frame {
     pub(crate) published: SystemTime,
     /// Monotonic time of publication (ages, rate decisions).
     pub(crate) published_at: Instant,
-    /// Hash of the JPEG bytes, computed once here, so that telling
-    /// byte-identical frames apart costs every client one length and one
-    /// integer comparison.
-    pub(crate) digest: u64,
+    /// Hash of the JPEG bytes if asked for ([`Frame::with_digest`]),
+    /// computed once per frame, so that telling byte-identical frames apart
+    /// costs every client one length and one integer comparison.
+    digest: Option<u64>,
     buf: Bytes,
     jpeg: Range<usize>,
     delimiter_end: usize,
@@ -95,7 +95,7 @@ impl Frame {
             timestamp,
             published,
             published_at: Instant::now(),
-            digest: digest(jpeg),
+            digest: None,
             buf: b.freeze(),
             jpeg: jpeg_start..jpeg_end,
             delimiter_end,
@@ -123,10 +123,17 @@ impl Frame {
         self.jpeg.len()
     }
 
+    /// Compute the digest [`Frame::same_image`] compares (once, when the
+    /// frame is published).
+    pub(crate) fn with_digest(mut self) -> Self {
+        self.digest = Some(digest(&self.buf[self.jpeg.clone()]));
+        self
+    }
+
     /// Whether this frame's JPEG is (all but certainly) byte-identical to
-    /// `other`'s: same length, same digest.
+    /// `other`'s: same length, same digest. False unless both have one.
     pub(crate) fn same_image(&self, other: &Frame) -> bool {
-        self.jpeg_len() == other.jpeg_len() && self.digest == other.digest
+        self.jpeg_len() == other.jpeg_len() && self.digest.is_some() && self.digest == other.digest
     }
 }
 
@@ -179,7 +186,9 @@ mod tests {
         );
         assert_eq!(&f.jpeg()[..], b"\xff\xd8abc\xff\xd9");
         let same = Frame::new(8, b"\xff\xd8abc\xff\xd9", "B", at);
-        let other = Frame::new(9, b"\xff\xd8abd\xff\xd9", "B", at);
+        assert!(!f.same_image(&same), "no digest, no comparison");
+        let (f, same) = (f.with_digest(), same.with_digest());
+        let other = Frame::new(9, b"\xff\xd8abd\xff\xd9", "B", at).with_digest();
         assert!(f.same_image(&same));
         assert!(!f.same_image(&other));
         assert_eq!(&preamble("B", false)[..], b"--B\r\n");

@@ -51,8 +51,8 @@
 //! builder in `conn`; connection admission (limit, eviction) in `listener`
 //! before a connection is served; Host checks, throttling and signed links
 //! in `routes`, before auth; several mounts on one port as a registry of
-//! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
-//! frame rate in `fanout`; `/metrics` from `stats` via a route.
+//! listeners keyed by address, each routing to a mount (`Shared`; its name
+//! is `Config::mount`, the `mount` label of `/metrics`).
 
 mod config;
 mod conn;
@@ -131,6 +131,12 @@ impl Server {
             .fetch_add(1, Ordering::Relaxed)
             + 1;
         let f = Frame::new(seq, jpeg, &self.shared.config.boundary, SystemTime::now());
+        // Hashed once here, for every client, and only if anyone compares.
+        let f = if self.shared.config.drop_same_frames > 0 {
+            f.with_digest()
+        } else {
+            f
+        };
         let f = Arc::new(f);
         self.shared.frames.send_modify(|p| p.frame = Some(f));
         seq

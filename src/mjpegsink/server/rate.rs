@@ -154,7 +154,7 @@ mod tests {
     use super::*;
 
     fn frame(seq: u64, jpeg: &[u8]) -> Frame {
-        Frame::new(seq, jpeg, "B", SystemTime::now())
+        Frame::new(seq, jpeg, "B", SystemTime::now()).with_digest()
     }
 
     #[test]
