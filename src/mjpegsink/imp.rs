@@ -3,8 +3,9 @@
 //! `mjpegsink` element glue: properties, signals, state changes and the
 //! hand-over of frames to the HTTP server in [`super::server`].
 //!
-//! Locks: `settings` and `state` are never held together, and neither is
-//! held across network I/O, a signal emission or a wait.
+//! Locks: `settings`, `state` and `clients_notifier` are never held
+//! together, and none is held across network I/O, a signal emission or a
+//! wait.
 
 use std::net::SocketAddr;
 use std::sync::{LazyLock, Mutex, mpsc};
