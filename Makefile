@@ -8,8 +8,8 @@ CARGO ?= cargo
 DEB_BUILD := pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
              gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 # Extra packages the test suite uses (interop with souphttpsrc, a real browser,
-# the Python and C embedding examples).
-DEB_TEST := chromium curl python3-gi gir1.2-gstreamer-1.0 gcc make
+# the Python and C embedding examples, the Prometheus text parser of /metrics).
+DEB_TEST := chromium curl python3-gi gir1.2-gstreamer-1.0 python3-prometheus-client gcc make
 # Extra packages of `make test-integration` (meson install, Firefox, nginx).
 DEB_INTEGRATION := meson ninja-build firefox-esr nginx
 

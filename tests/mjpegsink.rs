@@ -342,6 +342,8 @@ fn property_metadata() {
         ),
         ("tls-cert", glib::Type::STRING, none.to_value(), rw),
         ("tls-key", glib::Type::STRING, none.to_value(), rw),
+        ("drop-same-frames", glib::Type::U32, 0u32.to_value(), rw),
+        ("clients", glib::Type::U32, 0u32.to_value(), ro),
     ];
     let own: Vec<glib::ParamSpec> = e
         .list_properties()

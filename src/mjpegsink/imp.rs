@@ -7,6 +7,7 @@
 //! held across network I/O, a signal emission or a wait.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 use gst::glib;
@@ -18,6 +19,7 @@ use super::server::{
     self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
+use super::server::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
 use super::signals::{self, Dispatcher};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
@@ -99,6 +101,7 @@ struct Settings {
     // Login throttling and signed links.
     trusted_proxies: Vec<IpAddr>,
     link_secret: Option<String>,
+    drop_same_frames: u32,
 }
 
 impl Default for Settings {
@@ -121,6 +124,7 @@ impl Default for Settings {
             tls_key: None,
             trusted_proxies: Vec::new(),
             link_secret: None,
+            drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
         }
     }
 }
@@ -147,6 +151,8 @@ impl Settings {
             tls,
             trusted_proxies: self.trusted_proxies.clone(),
             link_secret: self.link_secret.clone().map(String::into_bytes),
+            drop_same_frames: self.drop_same_frames,
+            mount: DEFAULT_MOUNT.to_string(),
             ..server::Config::default()
         }
     }
@@ -222,6 +228,8 @@ fn exposure_warning(ip: IpAddr, credentials: bool, links: bool, tls: bool) -> Op
 enum Signal {
     Connected(SocketAddr),
     Disconnected(SocketAddr),
+    /// The number of streaming clients may have changed: `notify::clients`.
+    Clients,
 }
 
 #[derive(Default)]
@@ -241,6 +249,8 @@ pub struct MjpegSink {
     /// Counters of the last server, kept after stop() for the `stats`
     /// property.
     last_stats: Mutex<server::Stats>,
+    /// The `clients` value last notified (`notify::clients`).
+    notified_clients: AtomicU32,
 }
 
 #[glib::object_subclass]
@@ -312,6 +322,7 @@ impl MjpegSink {
                     "Client {peer} connected (advance_headers={advance_headers})"
                 );
                 signals.send(Signal::Connected(peer));
+                signals.send(Signal::Clients);
             }
             ServerEvent::ClientDisconnected {
                 peer,
@@ -326,6 +337,7 @@ impl MjpegSink {
                     reason.as_str()
                 );
                 signals.send(Signal::Disconnected(peer));
+                signals.send(Signal::Clients);
             }
             ServerEvent::Request {
                 peer,
@@ -350,8 +362,33 @@ fn emit(obj: &super::MjpegSink, signal: Signal) {
     let (name, peer) = match signal {
         Signal::Connected(p) => ("client-connected", p),
         Signal::Disconnected(p) => ("client-disconnected", p),
+        Signal::Clients => {
+            obj.imp().notify_clients_if_changed();
+            return;
+        }
     };
     obj.emit_by_name::<()>(name, &[&peer_string(peer)]);
+}
+
+// The `clients` property and its `notify::clients`, emitted from the signal
+// thread (never from a server runtime thread, so a slow handler delays only
+// itself) when the count differs from the one last notified.
+impl MjpegSink {
+    /// Streaming clients now (0 when not serving).
+    fn clients(&self) -> u32 {
+        match &*lock(&self.state) {
+            State::Started { server, .. } => u32::try_from(server.clients()).unwrap_or(u32::MAX),
+            State::Stopped => 0,
+        }
+    }
+
+    /// `notify::clients` if the count changed since the last notification.
+    fn notify_clients_if_changed(&self) {
+        let now = self.clients();
+        if self.notified_clients.swap(now, Ordering::AcqRel) != now {
+            self.obj().notify("clients");
+        }
+    }
 }
 
 fn peer_string(peer: SocketAddr) -> String {
@@ -481,6 +518,24 @@ impl ObjectImpl for MjpegSink {
                 )
                 .mutable_ready()
                 .build(),
+                glib::ParamSpecUInt::builder("drop-same-frames")
+                    .nick("Drop same frames")
+                    .blurb(
+                        "Skip up to this many consecutive frames byte-identical to the one \
+                         a client got last (static scenes cost no bandwidth), still sending \
+                         one at least every resend-interval; 0 = send every frame",
+                    )
+                    .default_value(DEFAULT_DROP_SAME_FRAMES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("clients")
+                    .nick("Clients")
+                    .blurb(
+                        "Streaming clients connected now; notify::clients is emitted from \
+                         a thread of the element's when it changes",
+                    )
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -490,9 +545,11 @@ impl ObjectImpl for MjpegSink {
                          requests-unauthorized, requests-snapshot, requests-state, \
                          requests-invalid, connections, connections-total, \
                          connections-evicted, connections-refused, accept-errors, \
-                         requests-forbidden-host, logins-failed, requests-throttled (guint64), \
-                         uptime (gdouble, s), eos (gboolean), \
-                         width, height (guint)",
+                         requests-forbidden-host, logins-failed, requests-throttled, \
+                         frames-skipped-busy (= frames-skipped), frames-skipped-rate, \
+                         frames-skipped-same, requests-stream, requests-metrics, \
+                         snapshots-not-modified, snapshots-timed-out (guint64), \
+                         uptime (gdouble, s), eos (gboolean), width, height (guint)",
                     )
                     .read_only()
                     .build(),
@@ -694,6 +751,9 @@ impl ObjectImpl for MjpegSink {
                 settings.trusted_proxies = proxies;
             }
             "link-secret" => settings.link_secret = non_empty(value),
+            "drop-same-frames" => {
+                settings.drop_same_frames = value.get().expect("type checked upstream")
+            }
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -704,6 +764,9 @@ impl ObjectImpl for MjpegSink {
         }
         if pspec.name() == "current-port" {
             return self.current_port().to_value();
+        }
+        if pspec.name() == "clients" {
+            return self.clients().to_value();
         }
         let settings = lock(&self.settings);
         match pspec.name() {
@@ -726,6 +789,7 @@ impl ObjectImpl for MjpegSink {
                 gst::Array::new(settings.trusted_proxies.iter().map(|ip| ip.to_string())).to_value()
             }
             "link-secret" => settings.link_secret.to_value(),
+            "drop-same-frames" => settings.drop_same_frames.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -858,6 +922,8 @@ impl BaseSinkImpl for MjpegSink {
             *lock(&self.last_stats) = server.stats();
             // Emit what the connections reported, then no more.
             signals.stop();
+            // The state is Stopped: notifies the drop to 0 clients.
+            self.notify_clients_if_changed();
             gst::info!(CAT, imp = self, "Server stopped");
             self.obj().notify("current-port");
         }

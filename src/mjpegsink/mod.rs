@@ -8,8 +8,17 @@
  * format browsers show in an `<img>` and every MJPEG viewer reads. It also
  * answers `/snapshot` (the newest JPEG) and `/state` (JSON statistics).
  *
- * Endpoints: `/`, `/stream` and `/?action=stream` (the stream),
- * `/snapshot` and `/?action=snapshot`, `/state`. `HEAD` works everywhere.
+ * Endpoints: `/`, `/stream` and `/?action=stream` (the stream; `?fps=N`
+ * limits a viewer to N frames a second), `/snapshot` and
+ * `/?action=snapshot` (with `ETag`/304, `Last-Modified`, `Age`; `?wait=1`
+ * and `?max_age=S` ask for a fresh frame), `/state`, `/metrics`
+ * (Prometheus text format). `HEAD` works everywhere.
+ *
+ * The read-only `clients` property counts streaming clients, with
+ * `notify::clients` emitted from a thread of the element's when it changes
+ * (e.g. to connect a camera only while someone watches: see
+ * `examples/on_demand.rs`). On static scenes `drop-same-frames` does not
+ * resend identical frames.
  *
  * Chrome shows a multipart image only once the *next* part's headers have
  * arrived, i.e. one frame late. With ustreamer's `advance_headers` framing

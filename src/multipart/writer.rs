@@ -22,8 +22,9 @@
 //! GStreamer buffer), none per client, and every part goes out as a single
 //! buffer handed to the socket in one write.
 
+use std::hash::Hasher as _;
 use std::ops::Range;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -52,15 +53,24 @@ pub(crate) struct Frame {
     pub(crate) seq: u64,
     /// Wall-clock time the frame was published, as sent in `X-Timestamp`.
     pub(crate) timestamp: String,
+    /// Wall-clock time of publication (`Last-Modified` of `/snapshot`).
+    pub(crate) published: SystemTime,
+    /// Monotonic time of publication (ages, rate decisions).
+    pub(crate) published_at: Instant,
+    /// Hash of the JPEG bytes if asked for ([`Frame::with_digest`]),
+    /// computed once per frame, so that telling byte-identical frames apart
+    /// costs every client one length and one integer comparison.
+    digest: Option<u64>,
     buf: Bytes,
     jpeg: Range<usize>,
     delimiter_end: usize,
 }
 
 impl Frame {
-    /// Lay out `jpeg` (copied once) with its part headers, delimiter and the
-    /// advance headers of the next part.
-    pub(crate) fn new(seq: u64, jpeg: &[u8], boundary: &str, timestamp: String) -> Self {
+    /// Lay out `jpeg` (copied once), published at `published`, with its part
+    /// headers, delimiter and the advance headers of the next part.
+    pub(crate) fn new(seq: u64, jpeg: &[u8], boundary: &str, published: SystemTime) -> Self {
+        let timestamp = timestamp_string(published);
         let mut head = Vec::with_capacity(96);
         head.extend_from_slice(b"Content-Type: image/jpeg\r\nContent-Length: ");
         head.extend_from_slice(jpeg.len().to_string().as_bytes());
@@ -83,6 +93,9 @@ impl Frame {
         Frame {
             seq,
             timestamp,
+            published,
+            published_at: Instant::now(),
+            digest: None,
             buf: b.freeze(),
             jpeg: jpeg_start..jpeg_end,
             delimiter_end,
@@ -104,6 +117,33 @@ impl Frame {
     pub(crate) fn jpeg(&self) -> Bytes {
         self.buf.slice(self.jpeg.clone())
     }
+
+    /// Length of the JPEG in bytes.
+    pub(crate) fn jpeg_len(&self) -> usize {
+        self.jpeg.len()
+    }
+
+    /// Compute the digest [`Frame::same_image`] compares (once, when the
+    /// frame is published).
+    pub(crate) fn with_digest(mut self) -> Self {
+        self.digest = Some(digest(&self.buf[self.jpeg.clone()]));
+        self
+    }
+
+    /// Whether this frame's JPEG is (all but certainly) byte-identical to
+    /// `other`'s: same length, same digest. False unless both have one.
+    pub(crate) fn same_image(&self, other: &Frame) -> bool {
+        self.jpeg_len() == other.jpeg_len() && self.digest.is_some() && self.digest == other.digest
+    }
+}
+
+/// The digest of [`Frame::same_image`]: std's SipHash over the bytes, keyed
+/// the same in every process (a collision only makes a viewer miss one
+/// frame; nobody gains from forging one).
+fn digest(data: &[u8]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    h.write(data);
+    h.finish()
 }
 
 /// The start of a stream body: the first delimiter (plus, for
@@ -134,7 +174,8 @@ mod tests {
 
     #[test]
     fn layout() {
-        let f = Frame::new(7, b"\xff\xd8abc\xff\xd9", "B", "12.000003".into());
+        let at = UNIX_EPOCH + std::time::Duration::from_micros(12_000_003);
+        let f = Frame::new(7, b"\xff\xd8abc\xff\xd9", "B", at);
         assert_eq!(
             &f.part()[..],
             &b"Content-Type: image/jpeg\r\nContent-Length: 7\r\nX-Timestamp: 12.000003\r\n\r\n\xff\xd8abc\xff\xd9\r\n--B\r\n"[..]
@@ -144,6 +185,12 @@ mod tests {
             &b"\xff\xd8abc\xff\xd9\r\n--B\r\nContent-Type: image/jpeg\r\n\r\n"[..]
         );
         assert_eq!(&f.jpeg()[..], b"\xff\xd8abc\xff\xd9");
+        let same = Frame::new(8, b"\xff\xd8abc\xff\xd9", "B", at);
+        assert!(!f.same_image(&same), "no digest, no comparison");
+        let (f, same) = (f.with_digest(), same.with_digest());
+        let other = Frame::new(9, b"\xff\xd8abd\xff\xd9", "B", at).with_digest();
+        assert!(f.same_image(&same));
+        assert!(!f.same_image(&other));
         assert_eq!(&preamble("B", false)[..], b"--B\r\n");
         assert_eq!(
             &preamble("B", true)[..],

@@ -39,6 +39,11 @@ pub const THROTTLE_MAX_FAILURES: u32 = 10;
 pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses the throttle remembers at most (the oldest is evicted).
 pub const THROTTLE_TABLE_SIZE: usize = 4096;
+/// Default `drop-same-frames`: consecutive identical frames not sent (0 =
+/// send every frame).
+pub const DEFAULT_DROP_SAME_FRAMES: u32 = 0;
+/// The mount every endpoint lives under (the only one for now).
+pub const DEFAULT_MOUNT: &str = "/";
 
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
@@ -81,6 +86,12 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Key of signed links (`link-secret`); `None` = signed links off.
     pub link_secret: Option<Vec<u8>>,
+    /// Skip up to this many consecutive frames byte-identical to the one a
+    /// client was sent last (ustreamer's `drop_same_frames`); 0 = off.
+    pub drop_same_frames: u32,
+    /// The mount this server's endpoints live under (the `mount` label of
+    /// `/metrics`).
+    pub mount: String,
 }
 
 impl Default for Config {
@@ -100,6 +111,8 @@ impl Default for Config {
             keep_alive_max: DEFAULT_KEEP_ALIVE_MAX,
             trusted_proxies: Vec::new(),
             link_secret: None,
+            drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
+            mount: DEFAULT_MOUNT.to_string(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -18,17 +19,20 @@ use tokio::sync::watch;
 
 use super::event::{DisconnectReason, ServerEvent};
 use super::io::ConnFlags;
+use super::rate::{ClientRate, Skipped};
 use super::shared::{Published, Shared};
 use crate::multipart::writer::{self, Frame};
 
 /// The body of a new streaming client, or `None` (counted) when
 /// `max_clients` clients are streaming already. The client holds its slot,
-/// and is reported connected, until the body is dropped.
+/// and is reported connected, until the body is dropped. `min_interval`
+/// (`?fps`) paces it.
 pub(crate) fn client_body(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     advance_headers: bool,
     flags: Arc<ConnFlags>,
+    min_interval: Option<Duration>,
 ) -> Option<UnsyncBoxBody<Bytes, Infallible>> {
     // Reserve a client slot.
     let max = u64::from(shared.config.max_clients);
@@ -62,6 +66,7 @@ pub(crate) fn client_body(
         last_frame: None,
         advance_headers,
         phase: Phase::Preamble,
+        rate: ClientRate::new(min_interval, shared.config.drop_same_frames),
         guard,
     };
     let stream = futures_util::stream::unfold(state, next_chunk)
@@ -110,6 +115,7 @@ struct ClientStream {
     last_frame: Option<Arc<Frame>>,
     advance_headers: bool,
     phase: Phase,
+    rate: ClientRate,
     guard: ClientGuard,
 }
 
@@ -120,6 +126,18 @@ impl ClientStream {
         } else {
             f.part()
         }
+    }
+
+    /// Count frames this client did not get.
+    fn count_skipped(&mut self, k: Skipped) {
+        if k.total() == 0 {
+            return;
+        }
+        let c = &self.guard.shared.counters;
+        self.guard.frames_skipped += k.total();
+        c.frames_skipped.fetch_add(k.busy, Ordering::Relaxed);
+        c.frames_skipped_rate.fetch_add(k.rate, Ordering::Relaxed);
+        c.frames_skipped_same.fetch_add(k.same, Ordering::Relaxed);
     }
 }
 
@@ -145,13 +163,26 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
         if let Some(f) = newest
             && f.seq > s.last_seq
         {
-            if s.last_seq != 0 {
-                let skipped = f.seq - s.last_seq - 1;
-                if skipped > 0 {
-                    s.guard.frames_skipped += skipped;
-                    c.frames_skipped.fetch_add(skipped, Ordering::Relaxed);
+            let now = Instant::now();
+            if !eos && let Some(slot) = s.rate.hold(now, f.seq) {
+                // `?fps`: not this viewer's turn yet; then the newest goes
+                // (or, at EOS, the last frame and the close at once).
+                let ended = s.rx.wait_for(|p| p.eos);
+                if let Ok(Err(_)) = tokio::time::timeout_at(slot.into(), ended).await {
+                    return None; // Server gone.
                 }
+                continue;
             }
+            let mut skipped = s.rate.skipped_before(s.last_seq, f.seq);
+            let resend = shared.config.resend_interval;
+            if s.rate.drop_same(&f, s.last_frame.as_deref(), now, resend) {
+                skipped.same += 1;
+                s.count_skipped(skipped);
+                s.last_seq = f.seq;
+                continue;
+            }
+            s.count_skipped(skipped);
+            s.rate.sent(now);
             s.last_seq = f.seq;
             s.guard.frames_sent += 1;
             c.frames_out.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +203,7 @@ async fn next_chunk(mut s: ClientStream) -> Option<(Bytes, ClientStream)> {
                         // Quiet pipeline: send the newest frame again.
                         c.frames_out.fetch_add(1, Ordering::Relaxed);
                         c.frames_resent.fetch_add(1, Ordering::Relaxed);
+                        s.rate.resent(Instant::now());
                         let part = s.part(last);
                         return Some((part, s));
                     }

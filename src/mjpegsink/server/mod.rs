@@ -46,6 +46,9 @@
 //!   SHA-256 digests compared in constant time, or a signed link from
 //!   `signed`).
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
+//! - `rate`: what a client is sent less of: `?fps` pacing, `drop-same-frames`.
+//! - `snapshot`: `/snapshot` with ETag/304, `Age`, `?wait=1`, `?max_age=S`.
+//! - `metrics`: `/metrics` in the Prometheus text format.
 //! - `shared`: what all of the above share: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
 //!   and `/state`, what the owner is told.
@@ -65,6 +68,7 @@
 //! before auth; several mounts on one port as a registry of
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
+//! A mount's name is `Config::mount`, the `mount` label of `/metrics`.
 
 mod admission;
 mod auth;
@@ -75,9 +79,12 @@ mod fanout;
 mod host;
 mod io;
 mod listener;
+mod metrics;
+mod rate;
 mod routes;
 mod shared;
 mod signed;
+mod snapshot;
 mod stats;
 mod throttle;
 mod tls;
@@ -97,12 +104,13 @@ pub(crate) use config::{
     DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
     resend_interval_from_ms, timeout_from_secs,
 };
+pub(crate) use config::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
 pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
 pub use stats::{Format, Stats};
 pub use tls::{TlsError, load as load_tls};
 
-use crate::multipart::writer::{self, Frame};
+use crate::multipart::writer::Frame;
 use crate::runtime::{RUNTIME, lock};
 use shared::Shared;
 
@@ -173,12 +181,13 @@ impl Server {
             .frames_in
             .fetch_add(1, Ordering::Relaxed)
             + 1;
-        let f = Frame::new(
-            seq,
-            jpeg,
-            &self.shared.config.boundary,
-            writer::timestamp_string(SystemTime::now()),
-        );
+        let f = Frame::new(seq, jpeg, &self.shared.config.boundary, SystemTime::now());
+        // Hashed once here, for every client, and only if anyone compares.
+        let f = if self.shared.config.drop_same_frames > 0 {
+            f.with_digest()
+        } else {
+            f
+        };
         let f = Arc::new(f);
         self.shared.frames.send_modify(|p| p.frame = Some(f));
         seq
@@ -200,6 +209,11 @@ impl Server {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Streaming clients connected now.
+    pub fn clients(&self) -> u64 {
+        self.shared.counters.clients.load(Ordering::Acquire)
     }
 
     /// Serve one already connected byte stream (e.g. one end of a

@@ -17,29 +17,33 @@ use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 
 use super::auth::Verdict;
-use super::fanout;
 use super::io::ConnFlags;
 use super::shared::Shared;
+use super::snapshot::Freshness;
 use super::throttle;
+use super::{fanout, metrics, rate, snapshot};
 
-/// Longest `/snapshot` waits for a first frame.
-const SNAPSHOT_MAX_WAIT: Duration = Duration::from_secs(5);
 /// Basic auth realm.
 const REALM: &str = "mjpegsink";
 
-const CACHE_CONTROL: &str = "no-store, no-cache, must-revalidate, max-age=0";
+pub(super) const CACHE_CONTROL: &str = "no-store, no-cache, must-revalidate, max-age=0";
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+pub(super) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
-    Stream { advance_headers: Option<bool> },
-    Snapshot,
+    Stream {
+        advance_headers: Option<bool>,
+        /// `?fps=N`: at least this long between two frames.
+        min_interval: Option<Duration>,
+    },
+    Snapshot(Freshness),
     State,
+    Metrics,
     NotFound,
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
+pub(super) fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" => Some(false),
@@ -50,31 +54,38 @@ fn parse_bool(v: &str) -> Option<bool> {
 fn route(path: &str, query: Option<&str>) -> Route {
     let mut action = None;
     let mut advance_headers = None;
+    let mut min_interval = None;
+    let mut fresh = Freshness::default();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*k {
             "action" => action = Some(v.into_owned()),
             "advance_headers" => advance_headers = parse_bool(&v),
-            _ => {}
+            "fps" => min_interval = rate::interval_from_fps(&v),
+            _ => fresh.parse_param(&k, &v),
         }
     }
     match (path, action.as_deref()) {
-        ("/", None | Some("stream")) | ("/stream", _) => Route::Stream { advance_headers },
-        ("/", Some("snapshot")) | ("/snapshot", _) => Route::Snapshot,
+        ("/", None | Some("stream")) | ("/stream", _) => Route::Stream {
+            advance_headers,
+            min_interval,
+        },
+        ("/", Some("snapshot")) | ("/snapshot", _) => Route::Snapshot(fresh),
         ("/state", _) => Route::State,
+        ("/metrics", _) => Route::Metrics,
         _ => Route::NotFound,
     }
 }
 
-fn empty() -> Body {
+pub(super) fn empty() -> Body {
     Empty::new().boxed_unsync()
 }
 
-fn full(b: impl Into<Bytes>) -> Body {
+pub(super) fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed_unsync()
 }
 
 /// Common headers for every response.
-fn base_response(shared: &Shared, status: StatusCode) -> http::response::Builder {
+pub(super) fn base_response(shared: &Shared, status: StatusCode) -> http::response::Builder {
     let mut b = Response::builder().status(status);
     if let Some(origin) = &shared.config.allow_origin
         && let Ok(v) = HeaderValue::from_str(origin)
@@ -84,7 +95,12 @@ fn base_response(shared: &Shared, status: StatusCode) -> http::response::Builder
     b
 }
 
-fn text_response(shared: &Shared, status: StatusCode, text: &str, head: bool) -> Response<Body> {
+pub(super) fn text_response(
+    shared: &Shared,
+    status: StatusCode,
+    text: &str,
+    head: bool,
+) -> Response<Body> {
     let body = if head {
         empty()
     } else {
@@ -171,18 +187,26 @@ pub(crate) async fn handle(
     }
 
     match route(req.uri().path(), req.uri().query()) {
-        Route::Stream { advance_headers } => {
+        Route::Stream {
+            advance_headers,
+            min_interval,
+        } => {
+            c.requests_stream.fetch_add(1, Ordering::Relaxed);
             let advance = advance_headers.unwrap_or_else(|| {
                 shared
                     .config
                     .advance_headers
                     .applies(req.headers().get(header::USER_AGENT))
             });
-            stream_response(shared, peer, advance, head, flags)
+            stream_response(shared, peer, advance, head, flags, min_interval)
         }
-        Route::Snapshot => {
+        Route::Snapshot(fresh) => {
             c.requests_snapshot.fetch_add(1, Ordering::Relaxed);
-            snapshot_response(shared, head, &flags).await
+            snapshot::respond(shared, req.headers(), fresh, head, &flags).await
+        }
+        Route::Metrics => {
+            c.requests_metrics.fetch_add(1, Ordering::Relaxed);
+            metrics::respond(shared, head)
         }
         Route::State => {
             c.requests_state.fetch_add(1, Ordering::Relaxed);
@@ -202,48 +226,13 @@ pub(crate) async fn handle(
     }
 }
 
-async fn snapshot_response(shared: &Arc<Shared>, head: bool, flags: &ConnFlags) -> Response<Body> {
-    let mut rx = shared.frames.subscribe();
-    // Before the first frame, only a connection's first snapshot request
-    // waits: pipelined ones must not add up.
-    let wait = if flags.snapshot_waited.swap(true, Ordering::Relaxed) {
-        Duration::ZERO
-    } else {
-        shared
-            .config
-            .timeout
-            .map_or(SNAPSHOT_MAX_WAIT, |t| t.min(SNAPSHOT_MAX_WAIT))
-    };
-    let got = tokio::time::timeout(wait, rx.wait_for(|p| p.frame.is_some() || p.eos)).await;
-    let frame = match got {
-        Ok(Ok(p)) => p.frame.clone(),
-        _ => None,
-    };
-    let Some(frame) = frame else {
-        return text_response(
-            shared,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 No frame available yet\n",
-            head,
-        );
-    };
-    let jpeg = frame.jpeg();
-    base_response(shared, StatusCode::OK)
-        .header(header::CONTENT_TYPE, "image/jpeg")
-        .header(header::CONTENT_LENGTH, jpeg.len())
-        .header("X-Timestamp", &frame.timestamp)
-        .header(header::CACHE_CONTROL, CACHE_CONTROL)
-        .header(header::PRAGMA, "no-cache")
-        .body(if head { empty() } else { full(jpeg) })
-        .unwrap_or_else(|_| Response::new(empty()))
-}
-
 fn stream_response(
     shared: &Arc<Shared>,
     peer: SocketAddr,
     advance_headers: bool,
     head: bool,
     flags: Arc<ConnFlags>,
+    min_interval: Option<Duration>,
 ) -> Response<Body> {
     let builder = || {
         base_response(shared, StatusCode::OK)
@@ -264,7 +253,7 @@ fn stream_response(
             .body(empty())
             .unwrap_or_else(|_| Response::new(empty()));
     }
-    let Some(body) = fanout::client_body(shared, peer, advance_headers, flags) else {
+    let Some(body) = fanout::client_body(shared, peer, advance_headers, flags, min_interval) else {
         let mut r = text_response(
             shared,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -330,7 +319,10 @@ mod tests {
 
     #[test]
     fn routes() {
-        let s = |a| Route::Stream { advance_headers: a };
+        let s = |a| Route::Stream {
+            advance_headers: a,
+            min_interval: None,
+        };
         assert_eq!(route("/", None), s(None));
         assert_eq!(route("/stream", None), s(None));
         assert_eq!(route("/", Some("action=stream")), s(None));
@@ -339,9 +331,32 @@ mod tests {
             route("/", Some("action=stream&advance_headers=0")),
             s(Some(false))
         );
-        assert_eq!(route("/snapshot", None), Route::Snapshot);
-        assert_eq!(route("/", Some("action=snapshot")), Route::Snapshot);
+        let snap = Route::Snapshot(Freshness::default());
+        assert_eq!(route("/snapshot", None), snap);
+        assert_eq!(route("/", Some("action=snapshot")), snap);
         assert_eq!(route("/state", None), Route::State);
+        assert_eq!(route("/metrics", None), Route::Metrics);
+        let fps5 = Route::Stream {
+            advance_headers: None,
+            min_interval: Some(Duration::from_millis(200)),
+        };
+        assert_eq!(route("/stream", Some("fps=5")), fps5);
+        assert_eq!(route("/", Some("action=stream&fps=5")), fps5);
+        assert_eq!(route("/stream", Some("fps=0")), s(None));
+        assert_eq!(
+            route("/snapshot", Some("wait=1")),
+            Route::Snapshot(Freshness {
+                wait: true,
+                max_age: None
+            })
+        );
+        assert_eq!(
+            route("/", Some("action=snapshot&max_age=2.5")),
+            Route::Snapshot(Freshness {
+                wait: false,
+                max_age: Some(Duration::from_millis(2500))
+            })
+        );
         assert_eq!(route("/", Some("action=bogus")), Route::NotFound);
         assert_eq!(route("/other", None), Route::NotFound);
     }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     /// Which hosts requests may name.
     pub(crate) hosts: HostRules,
     pub(crate) format: Mutex<Format>,
+    /// This start's epoch in snapshot entity tags (see `snapshot`).
+    pub(crate) epoch: String,
     started: Instant,
     events: EventHandler,
 }
@@ -59,6 +61,7 @@ impl Shared {
             hosts,
             config,
             format: Mutex::new(Format::default()),
+            epoch: super::snapshot::epoch(SystemTime::now()),
             started: Instant::now(),
             events,
         }
@@ -70,6 +73,14 @@ impl Shared {
             self.frames.borrow().eos,
             *lock(&self.format),
         )
+    }
+
+    /// Seconds since the newest frame was published, if there is one.
+    pub(crate) fn newest_frame_age(&self) -> Option<f64> {
+        let p = self.frames.borrow();
+        p.frame
+            .as_ref()
+            .map(|f| f.published_at.elapsed().as_secs_f64())
     }
 
     pub(crate) fn emit(&self, ev: ServerEvent) {

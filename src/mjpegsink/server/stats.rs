@@ -24,6 +24,8 @@ pub(crate) struct Counters {
     pub(crate) frames_out: AtomicU64,
     pub(crate) frames_resent: AtomicU64,
     pub(crate) frames_skipped: AtomicU64,
+    pub(crate) frames_skipped_rate: AtomicU64,
+    pub(crate) frames_skipped_same: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) clients_dropped_timeout: AtomicU64,
     pub(crate) clients_rejected_max: AtomicU64,
@@ -39,6 +41,10 @@ pub(crate) struct Counters {
     pub(crate) requests_forbidden_host: AtomicU64,
     pub(crate) logins_failed: AtomicU64,
     pub(crate) requests_throttled: AtomicU64,
+    pub(crate) requests_stream: AtomicU64,
+    pub(crate) requests_metrics: AtomicU64,
+    pub(crate) snapshots_not_modified: AtomicU64,
+    pub(crate) snapshots_timed_out: AtomicU64,
 }
 
 impl Counters {
@@ -52,6 +58,8 @@ impl Counters {
             frames_out: l(&self.frames_out),
             frames_resent: l(&self.frames_resent),
             frames_skipped: l(&self.frames_skipped),
+            frames_skipped_rate: l(&self.frames_skipped_rate),
+            frames_skipped_same: l(&self.frames_skipped_same),
             bytes_out: l(&self.bytes_out),
             clients_dropped_timeout: l(&self.clients_dropped_timeout),
             clients_rejected_max: l(&self.clients_rejected_max),
@@ -67,6 +75,10 @@ impl Counters {
             requests_forbidden_host: l(&self.requests_forbidden_host),
             logins_failed: l(&self.logins_failed),
             requests_throttled: l(&self.requests_throttled),
+            requests_stream: l(&self.requests_stream),
+            requests_metrics: l(&self.requests_metrics),
+            snapshots_not_modified: l(&self.snapshots_not_modified),
+            snapshots_timed_out: l(&self.snapshots_timed_out),
             uptime,
             eos,
             format,
@@ -87,8 +99,13 @@ pub struct Stats {
     pub frames_out: u64,
     /// Parts that were resends of an unchanged frame (`resend-interval`).
     pub frames_resent: u64,
-    /// Frames a busy client did not get (summed over clients).
+    /// Frames a busy client did not get (summed over clients; also
+    /// reported as `frames-skipped-busy`).
     pub frames_skipped: u64,
+    /// Frames a client did not get because of its `?fps` rate.
+    pub frames_skipped_rate: u64,
+    /// Frames not sent as byte-identical to the previous (`drop-same-frames`).
+    pub frames_skipped_same: u64,
     /// Bytes written to sockets (all endpoints, HTTP headers included).
     pub bytes_out: u64,
     /// Clients dropped because their socket accepted nothing for `timeout`.
@@ -119,6 +136,15 @@ pub struct Stats {
     pub logins_failed: u64,
     /// Requests answered 429 by the login throttle.
     pub requests_throttled: u64,
+    /// Stream requests (accepted or not).
+    pub requests_stream: u64,
+    /// `/metrics` requests.
+    pub requests_metrics: u64,
+    /// `/snapshot` requests answered 304 Not Modified.
+    pub snapshots_not_modified: u64,
+    /// `/snapshot?wait=1` (or `max_age`) requests answered 504: no new frame
+    /// in time.
+    pub snapshots_timed_out: u64,
     /// Seconds since the server started.
     pub uptime: f64,
     /// Whether EOS was reached.
@@ -129,7 +155,7 @@ pub struct Stats {
 impl Stats {
     /// Counter fields by name (the names of the element's `stats` structure
     /// and of the `/state` JSON).
-    pub fn counters(&self) -> [(&'static str, u64); 21] {
+    pub fn counters(&self) -> [(&'static str, u64); 28] {
         [
             ("clients", self.clients),
             ("clients-total", self.clients_total),
@@ -152,6 +178,13 @@ impl Stats {
             ("requests-forbidden-host", self.requests_forbidden_host),
             ("logins-failed", self.logins_failed),
             ("requests-throttled", self.requests_throttled),
+            ("frames-skipped-busy", self.frames_skipped),
+            ("frames-skipped-rate", self.frames_skipped_rate),
+            ("frames-skipped-same", self.frames_skipped_same),
+            ("requests-stream", self.requests_stream),
+            ("requests-metrics", self.requests_metrics),
+            ("snapshots-not-modified", self.snapshots_not_modified),
+            ("snapshots-timed-out", self.snapshots_timed_out),
         ]
     }
 
