@@ -69,6 +69,15 @@ pub mod internals {
     pub mod jpeg {
         pub use crate::jpeg::{FrameSplitter, Mark, dimensions, starts_with_soi};
     }
+    /// The source's HTTP/1.x response reader.
+    pub mod http1 {
+        /// Parse `bytes` as a server's answer and drain its body: the
+        /// status and the body length, or the error's text.
+        pub fn parse_response(bytes: &[u8]) -> Result<(u16, usize), String> {
+            crate::runtime::RUNTIME
+                .block_on(crate::mjpegsrc::http1::parse_response_bytes(bytes.to_vec()))
+        }
+    }
     /// The sink's HTTP server, without the element.
     pub mod sink {
         pub use crate::mjpegsink::server::{Config, Server, bind};

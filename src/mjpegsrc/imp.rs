@@ -306,17 +306,17 @@ impl ObjectImpl for MjpegSrc {
                     .build(),
                 glib::ParamSpecString::builder("proxy")
                     .nick("Proxy")
-                    .blurb("HTTP proxy as host:port or http://host:port")
+                    .blurb("Proxy as host:port, http://host:port, socks5://host:port or socks5h://host:port (names resolved by the proxy); when unset, the environment's http_proxy, https_proxy, all_proxy and no_proxy")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("proxy-id")
                     .nick("Proxy user ID")
-                    .blurb("User name for proxy Basic authentication")
+                    .blurb("User name for the proxy (HTTP Basic or SOCKS5); when unset, the proxy URL's")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("proxy-pw")
                     .nick("Proxy user password")
-                    .blurb("Password for proxy Basic authentication")
+                    .blurb("Password for the proxy (HTTP Basic or SOCKS5); when unset, the proxy URL's")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("user-agent")
@@ -398,6 +398,11 @@ impl ObjectImpl for MjpegSrc {
                     .blurb("Counters of the session as a mjpegsrc-stats structure: frames-received, frames-pushed, frames-dropped (= dropped-no-buffer + dropped-too-big + dropped-queue-full), overruns (runs of consecutive drops), reconnects, bytes-received, skipped-parts, resyncs (guint64), fps (gdouble, frames/s over the last 2 s), free-buffers (guint), connected (gboolean), location, last-reconnect-reason (string)")
                     .read_only()
                     .build(),
+                glib::ParamSpecString::builder("ssl-ca-file")
+                    .nick("SSL CA file")
+                    .blurb("PEM file of CA or self-signed server certificates to trust in addition to the system's, with ssl-strict on; unreadable or empty is an error at start")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -450,6 +455,7 @@ impl ObjectImpl for MjpegSrc {
             "max-frame-size" => s.max_frame_size = value.get().expect("type checked upstream"),
             "pool-size" => s.pool_size = value.get().expect("type checked upstream"),
             "is-live" => s.is_live = value.get().expect("type checked upstream"),
+            "ssl-ca-file" => c.ssl_ca_file = string(),
             other => unreachable!("unknown property {other}"),
         }
         let live = s.is_live;
@@ -484,6 +490,7 @@ impl ObjectImpl for MjpegSrc {
             "max-frame-size" => s.max_frame_size.to_value(),
             "pool-size" => s.pool_size.to_value(),
             "is-live" => s.is_live.to_value(),
+            "ssl-ca-file" => c.ssl_ca_file.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

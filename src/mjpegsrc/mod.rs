@@ -51,6 +51,10 @@ use gst::prelude::*;
 
 mod assembler;
 mod client;
+#[cfg(feature = "internals")]
+pub(crate) mod http1 {
+    pub(crate) use super::client::parse_response_bytes;
+}
 mod imp;
 mod pool;
 mod settings;

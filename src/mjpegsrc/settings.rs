@@ -52,6 +52,8 @@ impl Default for Settings {
                 retries: DEFAULT_RETRIES,
                 retry_delay: DEFAULT_RETRY_DELAY,
                 retry_delay_max: DEFAULT_RETRY_DELAY_MAX,
+                ssl_ca_file: None,
+                proxy_env: None,
             },
             extra_headers: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,

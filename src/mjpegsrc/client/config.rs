@@ -3,6 +3,7 @@
 //! The element's network settings, as plain values, and the [`Config`] the
 //! client runs with, built (and validated) from them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -10,6 +11,7 @@ use url::Url;
 
 use super::auth::Credentials;
 use super::http1::HttpOptions;
+use super::proxy::{Proxies, Proxy, ProxyEnv};
 
 /// The network settings of the element, as its properties hold them.
 #[derive(Clone, Debug)]
@@ -36,6 +38,11 @@ pub(crate) struct Settings {
     pub(crate) retry_delay: u32,
     /// Cap of the reconnect delay, milliseconds.
     pub(crate) retry_delay_max: u32,
+    /// PEM file of certificates trusted besides the system's.
+    pub(crate) ssl_ca_file: Option<String>,
+    /// The proxy environment variables, read at start when `proxy` is
+    /// unset; `None` = read the process environment.
+    pub(crate) proxy_env: Option<ProxyEnv>,
 }
 
 /// Everything the client needs, fixed when the element starts.
@@ -84,38 +91,32 @@ impl Config {
         let mut http = HttpOptions::new(settings.ssl_strict);
         http.user_agent = settings.user_agent.clone();
         http.connect_timeout = secs(settings.connect_timeout);
-        if let Some(proxy) = settings.proxy.as_deref().filter(|p| !p.is_empty()) {
-            let with_scheme = if proxy.contains("://") {
-                proxy.to_owned()
-            } else {
-                format!("http://{proxy}")
-            };
-            let mut proxy_url =
-                Url::parse(&with_scheme).map_err(|e| format!("Invalid proxy {proxy}: {e}"))?;
-            if proxy_url.scheme() != "http" {
-                return Err(format!("Only HTTP proxies are supported, not {proxy}"));
-            }
-            let id = settings
-                .proxy_id
-                .clone()
-                .unwrap_or_else(|| percent_decode(proxy_url.username()));
-            let pw = settings
-                .proxy_pw
-                .clone()
-                .or_else(|| proxy_url.password().map(percent_decode))
-                .unwrap_or_default();
-            if !id.is_empty() {
-                http.proxy_authorization = Some(
-                    Credentials {
-                        user: id,
-                        password: pw,
+        // Proxy: the property, else the environment (read once, here).
+        http.proxies = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
+            Some(spec) => Proxies::Fixed(Arc::new(Proxy::parse(
+                spec,
+                settings.proxy_id.as_deref(),
+                settings.proxy_pw.as_deref(),
+            )?)),
+            None => {
+                let env = settings
+                    .proxy_env
+                    .clone()
+                    .unwrap_or_else(ProxyEnv::from_process);
+                let proxies =
+                    Proxies::from_env(&env, settings.proxy_id.clone(), settings.proxy_pw.clone());
+                // A variable that names no usable proxy fails here, not at
+                // the first connect.
+                for probe in ["http://localhost/", "https://localhost/"] {
+                    if let Ok(u) = Url::parse(probe) {
+                        proxies.for_url(&u)?;
                     }
-                    .basic(),
-                );
+                }
+                proxies
             }
-            let _ = proxy_url.set_username("");
-            let _ = proxy_url.set_password(None);
-            http.proxy = Some(proxy_url);
+        };
+        if let Some(path) = settings.ssl_ca_file.as_deref().filter(|p| !p.is_empty()) {
+            http.extra_roots = super::tls::load_ca_file(path)?;
         }
         for (name, value) in &settings.extra_headers {
             if name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {

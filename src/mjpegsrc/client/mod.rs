@@ -14,12 +14,14 @@
 //! * `session.rs` — one connection: open, then read and parse;
 //! * `open.rs` — the request, redirects and authentication rounds;
 //! * `http1.rs` — the lenient HTTP/1.x exchange and body reader;
+//! * `proxy.rs` — which proxy (property or environment), SOCKS5;
 //! * `auth.rs` — Basic and Digest; `tls.rs` — certificate verification.
 
 mod auth;
 mod config;
 mod http1;
 mod open;
+mod proxy;
 mod session;
 mod tls;
 
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 pub(crate) use config::{Config, Settings};
+#[cfg(feature = "internals")]
+pub(crate) use http1::parse_response_bytes;
 
 use super::stats::Stats;
 use crate::multipart::{self, Handler};
