@@ -8,6 +8,8 @@
 //! test never depends on how fast the element's streaming thread runs.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
