@@ -143,3 +143,69 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use crate::mjpegsrc::settings;
+
+    fn settings_with(proxy: Option<&str>, env: ProxyEnv) -> Settings {
+        let mut s = settings::Settings::default().client;
+        s.location = Some("http://cam.example:8080/video".into());
+        s.proxy = proxy.map(str::to_owned);
+        s.proxy_env = Some(env);
+        s
+    }
+
+    fn proxy_of(config: &Config) -> Option<Proxy> {
+        config.http.proxies.for_url(&config.url).expect("usable")
+    }
+
+    #[test]
+    fn the_property_wins_over_the_environment() {
+        let env = ProxyEnv {
+            http: "http://envproxy:1".into(),
+            ..ProxyEnv::default()
+        };
+        let c = Config::new(&settings_with(Some("socks5h://s:2"), env.clone())).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!((p.host.as_str(), p.port), ("s", 2));
+        let c = Config::new(&settings_with(None, env)).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!((p.host.as_str(), p.port), ("envproxy", 1));
+    }
+
+    #[test]
+    fn no_proxy_from_the_environment() {
+        let env = ProxyEnv {
+            all: "socks5://s:1".into(),
+            no: ".example".into(),
+            ..ProxyEnv::default()
+        };
+        let c = Config::new(&settings_with(None, env)).expect("ok");
+        assert_eq!(proxy_of(&c), None);
+    }
+
+    #[test]
+    fn an_unusable_environment_proxy_fails_at_start() {
+        let env = ProxyEnv {
+            all: "socks4://s:1".into(),
+            ..ProxyEnv::default()
+        };
+        let err = Config::new(&settings_with(None, env)).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("Unsupported proxy scheme socks4")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn proxy_credentials_are_basic_for_http() {
+        let mut s = settings_with(Some("http://u:p@h:3"), ProxyEnv::default());
+        s.proxy_id = None;
+        let c = Config::new(&s).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!(p.http_authorization().as_deref(), Some("Basic dTpw"));
+    }
+}
