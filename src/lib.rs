@@ -74,6 +74,16 @@ pub mod internals {
     pub mod auth {
         pub use crate::mjpegsrc::client::auth::{Auth, Credentials, Verdict};
     }
+    /// The source's HTTP/1.x response reader.
+    pub mod http1 {
+        /// Parse `bytes` as a server's answer and drain its body: the
+        /// status and the body length, or the error's text.
+        pub fn parse_response(bytes: &[u8]) -> Result<(u16, usize), String> {
+            crate::runtime::RUNTIME.block_on(crate::mjpegsrc::client::parse_response_bytes(
+                bytes.to_vec(),
+            ))
+        }
+    }
     /// The sink's HTTP server, without the element.
     pub mod sink {
         pub use crate::mjpegsink::server::{Config, Server, Stats, bind};

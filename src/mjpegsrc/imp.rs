@@ -419,6 +419,7 @@ impl ObjectImpl for MjpegSrc {
             "allow-insecure-redirect" => {
                 c.allow_insecure_redirect = value.get().expect("type checked upstream")
             }
+            "ssl-ca-file" => c.ssl_ca_file = string(),
             other => unreachable!("unknown property {other}"),
         }
         let live = s.is_live;
@@ -454,6 +455,7 @@ impl ObjectImpl for MjpegSrc {
             "pool-size" => s.pool_size.to_value(),
             "is-live" => s.is_live.to_value(),
             "allow-insecure-redirect" => c.allow_insecure_redirect.to_value(),
+            "ssl-ca-file" => c.ssl_ca_file.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }

@@ -58,6 +58,8 @@ impl Default for Settings {
                 retry_delay: DEFAULT_RETRY_DELAY,
                 retry_delay_max: DEFAULT_RETRY_DELAY_MAX,
                 allow_insecure_redirect: DEFAULT_ALLOW_INSECURE_REDIRECT,
+                ssl_ca_file: None,
+                proxy_env: None,
             },
             extra_headers: None,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
@@ -112,17 +114,17 @@ pub(crate) fn param_specs() -> Vec<glib::ParamSpec> {
             .build(),
         glib::ParamSpecString::builder("proxy")
             .nick("Proxy")
-            .blurb("HTTP proxy as host:port or http://host:port")
+            .blurb("Proxy as host:port, http://host:port, socks5://host:port or socks5h://host:port (names resolved by the proxy); when unset, the environment's http_proxy, https_proxy, all_proxy and no_proxy")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("proxy-id")
             .nick("Proxy user ID")
-            .blurb("User name for proxy Basic authentication")
+            .blurb("User name for the proxy (HTTP Basic or SOCKS5); when unset, the proxy URL's")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("proxy-pw")
             .nick("Proxy user password")
-            .blurb("Password for proxy Basic authentication")
+            .blurb("Password for the proxy (HTTP Basic or SOCKS5); when unset, the proxy URL's")
             .mutable_ready()
             .build(),
         glib::ParamSpecString::builder("user-agent")
@@ -208,6 +210,11 @@ pub(crate) fn param_specs() -> Vec<glib::ParamSpec> {
             .nick("Allow insecure redirect")
             .blurb("Follow a redirect from https to http; refused with an error otherwise. Credentials, cookies and extra-headers never go to another origin")
             .default_value(DEFAULT_ALLOW_INSECURE_REDIRECT)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("ssl-ca-file")
+            .nick("SSL CA file")
+            .blurb("PEM file of CA or self-signed server certificates to trust in addition to the system's, with ssl-strict on; unreadable or empty is an error at start")
             .mutable_ready()
             .build(),
     ]

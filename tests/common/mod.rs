@@ -24,6 +24,7 @@ pub mod jpeg;
 pub mod logins;
 pub mod pipeline;
 pub mod process;
+pub mod proxy;
 pub mod viewers;
 pub mod wire;
 

@@ -3,6 +3,7 @@
 //! The element's network settings, as plain values, and the [`Config`] the
 //! client runs with, built (and validated) from them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
@@ -10,6 +11,7 @@ use url::Url;
 
 use super::auth::Credentials;
 use super::http1::HttpOptions;
+use super::proxy::{Proxies, Proxy, ProxyEnv};
 
 /// The network settings of the element, as its properties hold them.
 #[derive(Clone, Debug)]
@@ -38,6 +40,11 @@ pub(crate) struct Settings {
     pub(crate) retry_delay_max: u32,
     /// Follow an https → http redirect.
     pub(crate) allow_insecure_redirect: bool,
+    /// PEM file of certificates trusted besides the system's.
+    pub(crate) ssl_ca_file: Option<String>,
+    /// The proxy environment variables, read at start when `proxy` is
+    /// unset; `None` = read the process environment.
+    pub(crate) proxy_env: Option<ProxyEnv>,
 }
 
 /// Everything the client needs, fixed when the element starts.
@@ -87,38 +94,32 @@ impl Config {
         let mut http = HttpOptions::new(settings.ssl_strict);
         http.user_agent = settings.user_agent.clone();
         http.connect_timeout = secs(settings.connect_timeout);
-        if let Some(proxy) = settings.proxy.as_deref().filter(|p| !p.is_empty()) {
-            let with_scheme = if proxy.contains("://") {
-                proxy.to_owned()
-            } else {
-                format!("http://{proxy}")
-            };
-            let mut proxy_url =
-                Url::parse(&with_scheme).map_err(|e| format!("Invalid proxy {proxy}: {e}"))?;
-            if proxy_url.scheme() != "http" {
-                return Err(format!("Only HTTP proxies are supported, not {proxy}"));
-            }
-            let id = settings
-                .proxy_id
-                .clone()
-                .unwrap_or_else(|| percent_decode(proxy_url.username()));
-            let pw = settings
-                .proxy_pw
-                .clone()
-                .or_else(|| proxy_url.password().map(percent_decode))
-                .unwrap_or_default();
-            if !id.is_empty() {
-                http.proxy_authorization = Some(
-                    Credentials {
-                        user: id,
-                        password: pw,
+        // Proxy: the property, else the environment (read once, here).
+        http.proxies = match settings.proxy.as_deref().filter(|p| !p.is_empty()) {
+            Some(spec) => Proxies::Fixed(Arc::new(Proxy::parse(
+                spec,
+                settings.proxy_id.as_deref(),
+                settings.proxy_pw.as_deref(),
+            )?)),
+            None => {
+                let env = settings
+                    .proxy_env
+                    .clone()
+                    .unwrap_or_else(ProxyEnv::from_process);
+                let proxies =
+                    Proxies::from_env(&env, settings.proxy_id.clone(), settings.proxy_pw.clone());
+                // A variable that names no usable proxy fails here, not at
+                // the first connect.
+                for probe in ["http://localhost/", "https://localhost/"] {
+                    if let Ok(u) = Url::parse(probe) {
+                        proxies.for_url(&u)?;
                     }
-                    .basic(),
-                );
+                }
+                proxies
             }
-            let _ = proxy_url.set_username("");
-            let _ = proxy_url.set_password(None);
-            http.proxy = Some(proxy_url);
+        };
+        if let Some(path) = settings.ssl_ca_file.as_deref().filter(|p| !p.is_empty()) {
+            http.extra_roots = super::tls::load_ca_file(path)?;
         }
         for (name, value) in &settings.extra_headers {
             if name.contains([':', '\r', '\n']) || value.contains(['\r', '\n']) {
@@ -193,5 +194,71 @@ mod redact_tests {
         assert_eq!(redact("http://admin:secret@[::1/"), "http://[::1/");
         assert_eq!(redact("admin:secret@cam"), "cam");
         assert_eq!(redact("not a url"), "not a url");
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::*;
+    use crate::mjpegsrc::settings;
+
+    fn settings_with(proxy: Option<&str>, env: ProxyEnv) -> Settings {
+        let mut s = settings::Settings::default().client;
+        s.location = Some("http://cam.example:8080/video".into());
+        s.proxy = proxy.map(str::to_owned);
+        s.proxy_env = Some(env);
+        s
+    }
+
+    fn proxy_of(config: &Config) -> Option<Proxy> {
+        config.http.proxies.for_url(&config.url).expect("usable")
+    }
+
+    #[test]
+    fn the_property_wins_over_the_environment() {
+        let env = ProxyEnv {
+            http: "http://envproxy:1".into(),
+            ..ProxyEnv::default()
+        };
+        let c = Config::new(&settings_with(Some("socks5h://s:2"), env.clone())).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!((p.host.as_str(), p.port), ("s", 2));
+        let c = Config::new(&settings_with(None, env)).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!((p.host.as_str(), p.port), ("envproxy", 1));
+    }
+
+    #[test]
+    fn no_proxy_from_the_environment() {
+        let env = ProxyEnv {
+            all: "socks5://s:1".into(),
+            no: ".example".into(),
+            ..ProxyEnv::default()
+        };
+        let c = Config::new(&settings_with(None, env)).expect("ok");
+        assert_eq!(proxy_of(&c), None);
+    }
+
+    #[test]
+    fn an_unusable_environment_proxy_fails_at_start() {
+        let env = ProxyEnv {
+            all: "socks4://s:1".into(),
+            ..ProxyEnv::default()
+        };
+        let err = Config::new(&settings_with(None, env)).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with("Unsupported proxy scheme socks4")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn proxy_credentials_are_basic_for_http() {
+        let mut s = settings_with(Some("http://u:p@h:3"), ProxyEnv::default());
+        s.proxy_id = None;
+        let c = Config::new(&s).expect("ok");
+        let p = proxy_of(&c).expect("a proxy");
+        assert_eq!(p.http_authorization().as_deref(), Some("Basic dTpw"));
     }
 }

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use url::Url;
 
+use super::proxy::{Proxies, Proxy, ProxyKind, socks5_connect};
 use super::tls::tls_config;
 
 /// Size of the body read buffer: large reads keep the syscall count per
@@ -33,6 +34,8 @@ const MAX_HEAD_SIZE: usize = 64 * 1024;
 const MAX_HEADERS: usize = 96;
 /// Cap on a chunk-size line.
 const MAX_CHUNK_LINE: usize = 1024;
+/// Interim (1xx) responses skipped before the real one.
+const MAX_INTERIM_RESPONSES: usize = 8;
 
 /// Everything that can go wrong between us and the server.
 #[derive(Debug)]
@@ -49,6 +52,8 @@ pub(crate) enum HttpError {
     Protocol(String),
     /// A read or write failed after the connection was up.
     Io(io::Error),
+    /// The proxy answered 407 (to CONNECT or to a proxied GET).
+    ProxyAuth(String),
 }
 
 impl std::fmt::Display for HttpError {
@@ -60,6 +65,7 @@ impl std::fmt::Display for HttpError {
             HttpError::Timeout(what) => write!(f, "timed out {what}"),
             HttpError::Protocol(s) => write!(f, "protocol error: {s}"),
             HttpError::Io(e) => write!(f, "I/O error: {e}"),
+            HttpError::ProxyAuth(s) => write!(f, "the proxy refused the credentials ({s})"),
         }
     }
 }
@@ -71,12 +77,13 @@ impl std::error::Error for HttpError {}
 pub(crate) struct HttpOptions {
     pub(crate) user_agent: String,
     pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) proxy: Option<Url>,
-    /// `Proxy-Authorization` value, if the proxy needs credentials.
-    pub(crate) proxy_authorization: Option<String>,
+    /// The proxy (property or environment) for each URL.
+    pub(crate) proxies: Proxies,
     /// Extra request headers (name, value), cookies included.
     pub(crate) extra_headers: Vec<(String, String)>,
     ssl_strict: bool,
+    /// `ssl-ca-file`: certificates trusted besides the system's.
+    pub(crate) extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Built on the first https connection: loading the root store costs
     /// milliseconds that a plain-http camera should not pay.
     tls: std::sync::OnceLock<Arc<rustls::ClientConfig>>,
@@ -87,10 +94,10 @@ impl HttpOptions {
         HttpOptions {
             user_agent: String::new(),
             connect_timeout: None,
-            proxy: None,
-            proxy_authorization: None,
+            proxies: Proxies::Direct,
             extra_headers: Vec::new(),
             ssl_strict,
+            extra_roots: Vec::new(),
             tls: std::sync::OnceLock::new(),
         }
     }
@@ -141,14 +148,29 @@ pub(crate) async fn get(
     authorization: Option<&str>,
 ) -> Result<Response, HttpError> {
     let exchange = async {
-        let (mut stream, absolute_form) = connect(config, url).await?;
-        let request = request_head(config, url, authorization, absolute_form);
+        let proxy = config.proxies.for_url(url).map_err(HttpError::InvalidUrl)?;
+        let (mut stream, absolute_form) = connect(config, proxy.as_ref(), url).await?;
+        let proxy_authorization = proxy
+            .as_ref()
+            .filter(|_| absolute_form)
+            .and_then(Proxy::http_authorization);
+        let request = request_head(
+            config,
+            url,
+            authorization,
+            absolute_form,
+            proxy_authorization.as_deref(),
+        );
         stream
             .write_all(request.as_bytes())
             .await
             .map_err(HttpError::Io)?;
         stream.flush().await.map_err(HttpError::Io)?;
-        read_response(stream).await
+        let resp = read_response(stream).await?;
+        if absolute_form && resp.status == 407 {
+            return Err(HttpError::ProxyAuth(format!("407 {}", resp.reason)));
+        }
+        Ok(resp)
     };
     match config.connect_timeout {
         Some(t) => tokio::time::timeout(t, exchange)
@@ -185,7 +207,11 @@ async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, HttpError> {
 /// Open the transport to `url` (through the proxy if any). Returns the
 /// stream and whether the request must use the absolute URI form (plain
 /// HTTP through a proxy).
-async fn connect(config: &HttpOptions, url: &Url) -> Result<(Box<dyn Io>, bool), HttpError> {
+async fn connect(
+    config: &HttpOptions,
+    proxy: Option<&Proxy>,
+    url: &Url,
+) -> Result<(Box<dyn Io>, bool), HttpError> {
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -193,13 +219,18 @@ async fn connect(config: &HttpOptions, url: &Url) -> Result<(Box<dyn Io>, bool),
     };
     let (host, port) = host_port(url)?;
 
-    let (tcp, absolute_form) = match &config.proxy {
+    let (tcp, absolute_form) = match proxy {
         None => (tcp_connect(&host, port).await?, false),
+        Some(proxy) if matches!(proxy.kind, ProxyKind::Socks5 { .. }) => (
+            socks5_connect(proxy, &host, port)
+                .await
+                .map_err(HttpError::Connect)?,
+            false,
+        ),
         Some(proxy) => {
-            let (phost, pport) = host_port(proxy)?;
-            let mut tcp = tcp_connect(&phost, pport).await?;
+            let mut tcp = tcp_connect(&proxy.host, proxy.port).await?;
             if tls {
-                tunnel(config, &mut tcp, &host, port).await?;
+                tunnel(proxy, &mut tcp, &host, port).await?;
                 (tcp, false)
             } else {
                 (tcp, true)
@@ -215,7 +246,7 @@ async fn connect(config: &HttpOptions, url: &Url) -> Result<(Box<dyn Io>, bool),
         .map_err(|e| HttpError::InvalidUrl(format!("bad TLS server name {host}: {e}")))?;
     let tls_config = config
         .tls
-        .get_or_init(|| tls_config(config.ssl_strict))
+        .get_or_init(|| tls_config(config.ssl_strict, &config.extra_roots))
         .clone();
     let connector = tokio_rustls::TlsConnector::from(tls_config);
     let stream = connector.connect(name, tcp).await.map_err(HttpError::Tls)?;
@@ -224,14 +255,14 @@ async fn connect(config: &HttpOptions, url: &Url) -> Result<(Box<dyn Io>, bool),
 
 /// Ask an HTTP proxy for a tunnel to `host:port`.
 async fn tunnel(
-    config: &HttpOptions,
+    proxy: &Proxy,
     tcp: &mut TcpStream,
     host: &str,
     port: u16,
 ) -> Result<(), HttpError> {
     let authority = authority(host, port);
     let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    if let Some(auth) = &config.proxy_authorization {
+    if let Some(auth) = proxy.http_authorization() {
         req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     req.push_str("\r\n");
@@ -247,6 +278,10 @@ async fn tunnel(
         .map_err(|e| HttpError::Protocol(format!("bad proxy response: {e}")))?;
     match resp.code {
         Some(200..=299) => Ok(()),
+        Some(407) => Err(HttpError::ProxyAuth(format!(
+            "407 {}",
+            resp.reason.unwrap_or("")
+        ))),
         Some(code) => Err(HttpError::Connect(io::Error::other(format!(
             "proxy refused the tunnel: {code} {}",
             resp.reason.unwrap_or("")
@@ -271,11 +306,14 @@ fn authority(host: &str, port: u16) -> String {
     }
 }
 
+/// The GET request head; `proxy_authorization` is set for a proxied
+/// (absolute-form) request only.
 fn request_head(
     config: &HttpOptions,
     url: &Url,
     authorization: Option<&str>,
     absolute_form: bool,
+    proxy_authorization: Option<&str>,
 ) -> String {
     let target = if absolute_form {
         // Credentials never travel in the request line.
@@ -299,7 +337,7 @@ fn request_head(
     if let Some(auth) = authorization {
         req.push_str(&format!("Authorization: {auth}\r\n"));
     }
-    if absolute_form && let Some(auth) = &config.proxy_authorization {
+    if let Some(auth) = proxy_authorization {
         req.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     for (name, value) in &config.extra_headers {
@@ -363,37 +401,82 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// Read a response head, skipping interim (1xx) responses, and set up the
+/// body reader. A response without a status line is HTTP/0.9 (the body
+/// from the first byte) only when it starts like an MJPEG body: `--` (a
+/// delimiter) or FF D8 (a JPEG); anything else is an error.
 async fn read_response(mut stream: Box<dyn Io>) -> Result<Response, HttpError> {
     let mut buf = Vec::with_capacity(READ_BUFFER_SIZE);
-    let head_len = read_head(&mut stream, &mut buf).await?;
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match parser_config().parse_response(&mut resp, &buf[..head_len]) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return Err(HttpError::Protocol("incomplete response head".into()));
-        }
-        Err(e) => {
-            let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len()).min(80);
-            return Err(HttpError::Protocol(format!(
-                "bad response head ({e}): {:?}",
-                String::from_utf8_lossy(&buf[..line_end])
-            )));
+    while buf.len() < 2 {
+        let old = buf.len();
+        buf.resize(old + 4096, 0);
+        let n = stream.read(&mut buf[old..]).await.map_err(HttpError::Io)?;
+        buf.truncate(old + n);
+        if n == 0 {
+            return Err(HttpError::Protocol(
+                "connection closed before the response head ended".into(),
+            ));
         }
     }
-    let status = resp.code.unwrap_or(0);
-    let reason = resp.reason.unwrap_or("").to_owned();
-    let version = resp.version.unwrap_or(1);
-    let headers: Vec<(String, String)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_owned(),
-                String::from_utf8_lossy(h.value).trim().to_owned(),
-            )
-        })
-        .collect();
+    if buf.starts_with(b"--") || buf.starts_with(&[0xFF, 0xD8]) {
+        let headers = if buf.starts_with(b"--") {
+            Vec::new()
+        } else {
+            vec![("Content-Type".to_owned(), "image/jpeg".to_owned())]
+        };
+        return Ok(Response {
+            status: 200,
+            reason: "HTTP/0.9".into(),
+            version: 0,
+            headers,
+            body: Body::new(stream, buf, Framing::Close),
+        });
+    }
+    let mut interim = 0;
+    let (status, reason, version, headers, head_len) = loop {
+        let head_len = read_head(&mut stream, &mut buf).await?;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match parser_config().parse_response(&mut resp, &buf[..head_len]) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(HttpError::Protocol("incomplete response head".into()));
+            }
+            Err(e) => {
+                let line_end = memchr::memchr(b'\n', &buf).unwrap_or(buf.len()).min(80);
+                return Err(HttpError::Protocol(format!(
+                    "bad response head ({e}): {:?}",
+                    String::from_utf8_lossy(&buf[..line_end])
+                )));
+            }
+        }
+        let status = resp.code.unwrap_or(0);
+        if (100..200).contains(&status) {
+            // 100 Continue, 102 Processing, 103 Early Hints: the real
+            // response follows. 101 would switch protocols, never asked for.
+            interim += 1;
+            if status == 101 || interim > MAX_INTERIM_RESPONSES {
+                return Err(HttpError::Protocol(format!(
+                    "unexpected interim response {status}"
+                )));
+            }
+            buf.drain(..head_len);
+            continue;
+        }
+        let reason = resp.reason.unwrap_or("").to_owned();
+        let version = resp.version.unwrap_or(1);
+        let headers: Vec<(String, String)> = resp
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).trim().to_owned(),
+                )
+            })
+            .collect();
+        break (status, reason, version, headers, head_len);
+    };
 
     let find = |name: &str| last_header(&headers, name);
     // Chunked wins whatever the version says (HTTP/1.0 + chunked exists).
@@ -422,21 +505,12 @@ async fn read_response(mut stream: Box<dyn Io>) -> Result<Response, HttpError> {
 
     // Keep the bytes that followed the head: they are the body's start.
     buf.drain(..head_len);
-    let end = buf.len();
-    buf.resize(READ_BUFFER_SIZE.max(end), 0);
     Ok(Response {
         status,
         reason,
         version,
         headers,
-        body: Body {
-            stream,
-            buf,
-            start: 0,
-            end,
-            framing,
-            eof: false,
-        },
+        body: Body::new(stream, buf, framing),
     })
 }
 
@@ -468,8 +542,24 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// Read more bytes into the buffer; false at EOF.
-    async fn fill(&mut self) -> io::Result<bool> {
+    /// A body whose first bytes (read with the head) are `buffered`.
+    fn new(stream: Box<dyn Io>, mut buffered: Vec<u8>, framing: Framing) -> Body {
+        let end = buffered.len();
+        buffered.resize(READ_BUFFER_SIZE.max(end), 0);
+        Body {
+            stream,
+            buf: buffered,
+            start: 0,
+            end,
+            framing,
+            eof: false,
+        }
+    }
+
+    /// Read more bytes into the buffer; false at EOF. A buffer that is
+    /// still full after compaction is an error, never a 0-byte read taken
+    /// for EOF.
+    async fn fill(&mut self) -> Result<bool, HttpError> {
         if self.eof {
             return Ok(false);
         }
@@ -482,7 +572,17 @@ impl Body {
             self.end -= self.start;
             self.start = 0;
         }
-        let n = self.stream.read(&mut self.buf[self.end..]).await?;
+        if self.end == self.buf.len() {
+            return Err(HttpError::Protocol(format!(
+                "read buffer full ({} bytes) without a complete line",
+                self.buf.len()
+            )));
+        }
+        let n = self
+            .stream
+            .read(&mut self.buf[self.end..])
+            .await
+            .map_err(HttpError::Io)?;
         if n == 0 {
             self.eof = true;
             return Ok(false);
@@ -552,7 +652,7 @@ impl Body {
         loop {
             match &mut self.framing {
                 Framing::Close => {
-                    if self.start == self.end && !self.fill().await.map_err(HttpError::Io)? {
+                    if self.start == self.end && !self.fill().await? {
                         return Ok(None);
                     }
                     let (s, e) = (self.start, self.end);
@@ -563,7 +663,7 @@ impl Body {
                     if *left == 0 {
                         return Ok(None);
                     }
-                    if self.start == self.end && !self.fill().await.map_err(HttpError::Io)? {
+                    if self.start == self.end && !self.fill().await? {
                         return Ok(None);
                     }
                     let Framing::Length(left) = &mut self.framing else {
@@ -580,7 +680,7 @@ impl Body {
                     ChunkState::Done => return Ok(None),
                     ChunkState::Data(left) => {
                         if self.start == self.end {
-                            if !self.fill().await.map_err(HttpError::Io)? {
+                            if !self.fill().await? {
                                 return Err(HttpError::Protocol(
                                     "connection closed inside a chunk".into(),
                                 ));
@@ -603,7 +703,7 @@ impl Body {
                             if data.len() > MAX_CHUNK_LINE {
                                 return Err(HttpError::Protocol("chunk-size line too long".into()));
                             }
-                            if !self.fill().await.map_err(HttpError::Io)? {
+                            if !self.fill().await? {
                                 return Ok(None);
                             }
                             continue;
@@ -636,6 +736,22 @@ impl Body {
             }
         }
     }
+}
+
+/// Parse `bytes` as a server's answer (response head, interim responses,
+/// HTTP/0.9, chunked or length-framed body) and drain the body. Returns the
+/// status and the body length, or the error. For the fuzz target.
+#[cfg(feature = "internals")]
+pub(crate) async fn parse_response_bytes(bytes: Vec<u8>) -> Result<(u16, usize), String> {
+    let stream = tokio::io::join(std::io::Cursor::new(bytes), tokio::io::sink());
+    let mut resp = read_response(Box::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut len = 0;
+    while let Some(piece) = resp.body.chunk().await.map_err(|e| e.to_string())? {
+        len += piece.len();
+    }
+    Ok((resp.status, len))
 }
 
 /// Parse a chunk-size line: hex digits, optional `;extensions`. Returns
@@ -703,6 +819,73 @@ mod tests {
     fn length_body_stops_at_length() {
         let body = body_of(b"abcdefgh", Framing::Length(5));
         assert_eq!(collect(body).unwrap(), b"abcde");
+    }
+
+    fn response_of(bytes: &'static [u8]) -> Result<(Response, Vec<u8>), HttpError> {
+        crate::runtime::RUNTIME.block_on(async move {
+            let stream = tokio::io::join(std::io::Cursor::new(bytes), tokio::io::sink());
+            let mut resp = read_response(Box::new(stream)).await?;
+            let mut body = Vec::new();
+            while let Some(c) = resp.body.chunk().await? {
+                body.extend_from_slice(c);
+            }
+            Ok((resp, body))
+        })
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let (resp, body) = response_of(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\nLink: x\n\nHTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabcdef",
+        )
+        .expect("response");
+        assert_eq!((resp.status, resp.version), (200, 0));
+        assert_eq!(body, b"abc");
+    }
+
+    #[test]
+    fn endless_interim_responses_are_an_error() {
+        let err = response_of(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("protocol error: unexpected interim response 100")
+        );
+    }
+
+    #[test]
+    fn http09_body_only_for_mjpeg_starts() {
+        let (resp, body) =
+            response_of(b"--myboundary\r\nContent-Type: image/jpeg\r\n\r\nxx").expect("0.9");
+        assert_eq!((resp.status, resp.reason.as_str()), (200, "HTTP/0.9"));
+        assert_eq!(resp.header("content-type"), None);
+        assert_eq!(body, b"--myboundary\r\nContent-Type: image/jpeg\r\n\r\nxx");
+        let (resp, body) = response_of(b"\xFF\xD8\xFF\xE0rest").expect("0.9");
+        assert_eq!(resp.header("content-type"), Some("image/jpeg"));
+        assert_eq!(body, b"\xFF\xD8\xFF\xE0rest");
+        for garbage in [&b"garbage\r\n\r\n"[..], b"-x\r\n\r\n", b"\xFF\xD9\r\n\r\n"] {
+            let garbage: &'static [u8] = Box::leak(garbage.to_vec().into_boxed_slice());
+            assert!(
+                matches!(response_of(garbage), Err(HttpError::Protocol(_))),
+                "{garbage:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_buffer_is_never_eof() {
+        // A chunk-size line longer than the whole buffer: an error, not
+        // the body's end (the buffer here is 16 bytes, the line cap 1024).
+        let body = body_of(
+            b"000000000000000000000000000000",
+            Framing::Chunked(ChunkState::Size),
+        );
+        let err = collect(body).err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("protocol error: read buffer full (16 bytes) without a complete line")
+        );
     }
 
     #[test]

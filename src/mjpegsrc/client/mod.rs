@@ -14,6 +14,7 @@
 //! * `session.rs` — one connection: open, then read and parse;
 //! * `open.rs` — the request, redirects and authentication rounds;
 //! * `http1.rs` — the lenient HTTP/1.x exchange and body reader;
+//! * `proxy.rs` — which proxy (property or environment), SOCKS5;
 //! * `auth.rs` — Basic and Digest; `tls.rs` — certificate verification.
 //!
 //! Reconnect policy (written down once, here): the delay before attempt `n`
@@ -34,6 +35,7 @@ pub(crate) mod auth;
 mod config;
 mod http1;
 mod open;
+mod proxy;
 mod session;
 mod tls;
 
@@ -47,6 +49,8 @@ use futures_util::FutureExt;
 use url::Url;
 
 pub(crate) use config::{Config, Settings, redact};
+#[cfg(feature = "internals")]
+pub(crate) use http1::parse_response_bytes;
 
 use super::stats::Stats;
 use crate::multipart::{self, Handler};

@@ -62,6 +62,11 @@ pub(super) async fn open(
         let resp = http1::get(http, &url, authorization.as_deref())
             .await
             .map_err(|e| match e {
+                HttpError::ProxyAuth(_) => refused(
+                    e.to_string(),
+                    FatalKind::NotAuthorized,
+                    format!("Could not open {url}: {e}"),
+                ),
                 HttpError::InvalidUrl(_) | HttpError::Tls(_) => refused(
                     e.to_string(),
                     FatalKind::OpenRead,

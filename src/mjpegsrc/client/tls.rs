@@ -5,8 +5,35 @@
 
 use std::sync::Arc;
 
-/// The client configuration for `ssl-strict` on or off.
-pub(crate) fn tls_config(strict: bool) -> Arc<rustls::ClientConfig> {
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+/// Read `ssl-ca-file`: PEM certificates (CAs or self-signed servers) to
+/// trust. A file that cannot be read, holds no certificate, or holds one
+/// that is not usable as a trust anchor is an error.
+pub(crate) fn load_ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("Cannot read ssl-ca-file {path}: {e}"))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("Invalid PEM in ssl-ca-file {path}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("No certificate in ssl-ca-file {path}"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("Unusable certificate #{} in ssl-ca-file {path}: {e}", i + 1))?;
+    }
+    Ok(certs)
+}
+
+/// The client configuration for `ssl-strict` on or off; `extra_roots`
+/// (`ssl-ca-file`) are trusted besides the built-in and system roots.
+pub(crate) fn tls_config(
+    strict: bool,
+    extra_roots: &[CertificateDer<'static>],
+) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -19,6 +46,8 @@ pub(crate) fn tls_config(strict: bool) -> Arc<rustls::ClientConfig> {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
+        // Checked when loaded (`load_ca_file`): these are all usable.
+        let _ = roots.add_parsable_certificates(extra_roots.iter().cloned());
         builder.with_root_certificates(roots).with_no_client_auth()
     } else {
         builder
