@@ -342,6 +342,7 @@ fn property_metadata() {
         ),
         ("tls-cert", glib::Type::STRING, none.to_value(), rw),
         ("tls-key", glib::Type::STRING, none.to_value(), rw),
+        ("mount", glib::Type::STRING, Some("/").to_value(), rw),
     ];
     let own: Vec<glib::ParamSpec> = e
         .list_properties()

@@ -18,6 +18,7 @@ use super::server::{
     self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
+use super::server::{DEFAULT_MOUNT, JoinError};
 use super::signals::{self, Dispatcher};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
@@ -99,6 +100,8 @@ struct Settings {
     // Login throttling and signed links.
     trusted_proxies: Vec<IpAddr>,
     link_secret: Option<String>,
+    // Mounts.
+    mount: String,
 }
 
 impl Default for Settings {
@@ -121,6 +124,7 @@ impl Default for Settings {
             tls_key: None,
             trusted_proxies: Vec::new(),
             link_secret: None,
+            mount: DEFAULT_MOUNT.to_string(),
         }
     }
 }
@@ -147,6 +151,8 @@ impl Settings {
             tls,
             trusted_proxies: self.trusted_proxies.clone(),
             link_secret: self.link_secret.clone().map(String::into_bytes),
+            mount: self.mount.clone(),
+            tls_files: self.tls_cert.clone().zip(self.tls_key.clone()),
             ..server::Config::default()
         }
     }
@@ -215,6 +221,33 @@ fn exposure_warning(ip: IpAddr, credentials: bool, links: bool, tls: bool) -> Op
         )
     } else {
         None
+    }
+}
+
+/// The element error for a server that could not start.
+fn join_error(settings: &Settings, e: JoinError) -> gst::ErrorMessage {
+    let (host, port) = (&settings.host, settings.port);
+    match e {
+        JoinError::Bind(e) => {
+            let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
+                gst::ResourceError::Busy
+            } else {
+                gst::ResourceError::OpenWrite
+            };
+            gst::error_msg!(
+                kind,
+                ("Cannot listen on {}:{}: {}", host, port, e),
+                ["bind failed: {:?}", e]
+            )
+        }
+        JoinError::Start(e) => gst::error_msg!(
+            gst::ResourceError::OpenWrite,
+            ("Cannot start the HTTP server: {}", e)
+        ),
+        e @ (JoinError::Conflict { .. } | JoinError::MountTaken { .. }) => gst::error_msg!(
+            gst::ResourceError::Settings,
+            ("Cannot share {}:{}: {}", host, port, e)
+        ),
     }
 }
 
@@ -564,6 +597,22 @@ impl ObjectImpl for MjpegSink {
                     )
                     .mutable_ready()
                     .build(),
+                // Mounts.
+                glib::ParamSpecString::builder("mount")
+                    .nick("Mount")
+                    .blurb(
+                        "Path prefix of this sink's endpoints (/cam1: /cam1, /cam1/stream, \
+                         /cam1/snapshot, /cam1/state, /cam1?action=stream). Sinks of one \
+                         process with the same host and port share the port, each under its \
+                         own mount, if tls-cert, tls-key, max-connections, allowed-hosts, \
+                         trusted-proxies, timeout and unsent-limit agree; with no sink at /, \
+                         / is an index page of the mounts and /streams a JSON list. With \
+                         port=0, a second sink joins the first by setting port to its \
+                         current-port",
+                    )
+                    .default_value(Some(DEFAULT_MOUNT))
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -694,6 +743,19 @@ impl ObjectImpl for MjpegSink {
                 settings.trusted_proxies = proxies;
             }
             "link-secret" => settings.link_secret = non_empty(value),
+            "mount" => {
+                let m = non_empty(value).unwrap_or_else(|| DEFAULT_MOUNT.to_string());
+                match server::normalize_mount(&m) {
+                    Some(m) => settings.mount = m,
+                    None => gst::error!(
+                        CAT,
+                        imp = self,
+                        "Invalid mount {m:?} (/ or /name/..., names of A-Z a-z 0-9 - . _ ~), \
+                         keeping {:?}",
+                        settings.mount
+                    ),
+                }
+            }
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -726,6 +788,7 @@ impl ObjectImpl for MjpegSink {
                 gst::Array::new(settings.trusted_proxies.iter().map(|ip| ip.to_string())).to_value()
             }
             "link-secret" => settings.link_secret.to_value(),
+            "mount" => settings.mount.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -773,39 +836,6 @@ impl BaseSinkImpl for MjpegSink {
         let tls = settings.load_tls()?;
         let https = tls.is_some();
         let port = u16::try_from(settings.port).unwrap_or(0);
-        let listener = server::bind(&settings.host, port).map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
-                gst::ResourceError::Busy
-            } else {
-                gst::ResourceError::OpenWrite
-            };
-            gst::error_msg!(
-                kind,
-                (
-                    "Cannot listen on {}:{}: {}",
-                    settings.host,
-                    settings.port,
-                    e
-                ),
-                ["bind failed: {:?}", e]
-            )
-        })?;
-
-        let bound = listener.local_addr().map(|a| a.ip());
-        if let Ok(ip) = bound
-            && let Some(warning) = exposure_warning(
-                ip,
-                settings.has_credentials(),
-                settings.link_secret.is_some(),
-                settings.tls_enabled(),
-            )
-        {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Settings,
-                ("Serving on {}: {}", ip, warning)
-            );
-        }
 
         let weak = self.obj().downgrade();
         let signals = Dispatcher::start(format!("{}-signals", self.obj().name()), move |s| {
@@ -826,21 +856,40 @@ impl BaseSinkImpl for MjpegSink {
                 obj.imp().on_server_event(ev, &tx);
             }
         });
-        let server = Server::start(listener, settings.server_config(tls), events).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                ("Cannot start the HTTP server: {}", e)
-            )
-        })?;
+        let name = self.obj().name();
+        let server = Server::join(
+            &settings.host,
+            port,
+            settings.server_config(tls),
+            events,
+            &name,
+        )
+        .map_err(|e| join_error(&settings, e))?;
+
+        let ip = server.local_addr().ip();
+        if let Some(warning) = exposure_warning(
+            ip,
+            settings.has_credentials(),
+            settings.link_secret.is_some(),
+            settings.tls_enabled(),
+        ) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("Serving on {}: {}", ip, warning)
+            );
+        }
         let addr = server.local_addr();
         let limit = server.connection_limit();
-        *lock(&self.state) = State::Started { server, signals };
-        let scheme = if https { "https" } else { "http" };
         gst::info!(
             CAT,
             imp = self,
-            "Serving MJPEG on {scheme}://{addr}/ (at most {limit} connections)"
+            "Serving MJPEG on {}://{addr}{} (at most {limit} connections, {} mounts on this port)",
+            if https { "https" } else { "http" },
+            settings.mount,
+            server.mounts()
         );
+        *lock(&self.state) = State::Started { server, signals };
         self.obj().notify("current-port");
         Ok(())
     }

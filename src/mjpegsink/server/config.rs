@@ -40,6 +40,10 @@ pub const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
 /// Addresses the throttle remembers at most (the oldest is evicted).
 pub const THROTTLE_TABLE_SIZE: usize = 4096;
 
+// Mounts (`registry`, `mount`).
+/// Default mount: the sink serves `/`, `/stream`, `/snapshot`, `/state`.
+pub const DEFAULT_MOUNT: &str = "/";
+
 /// Server settings, fixed for the life of a server.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -81,6 +85,13 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Key of signed links (`link-secret`); `None` = signed links off.
     pub link_secret: Option<Vec<u8>>,
+    // Mounts.
+    /// Path prefix this sink's endpoints live under (`mount`), normalized
+    /// by `mount::normalize`: `/` or `/a/b` (no trailing slash).
+    pub mount: String,
+    /// The `tls-cert` and `tls-key` paths `tls` was loaded from: sinks
+    /// sharing a port must name the same files.
+    pub tls_files: Option<(String, String)>,
 }
 
 impl Default for Config {
@@ -100,6 +111,8 @@ impl Default for Config {
             keep_alive_max: DEFAULT_KEEP_ALIVE_MAX,
             trusted_proxies: Vec::new(),
             link_secret: None,
+            mount: DEFAULT_MOUNT.to_string(),
+            tls_files: None,
         }
     }
 }
