@@ -238,13 +238,13 @@ pub(crate) fn join(
     addrs.sort_by_key(|a| a.is_ipv6());
     let mut registry = lock(&REGISTRY);
     if let Some(listener) = addrs.iter().find_map(|a| registry.get(a)) {
-        if let Some(first) = listener.mounts().first() {
-            if let Some(setting) = conflict(&listener.config, &config) {
-                return Err(JoinError::Conflict {
-                    setting,
-                    other: first.owner.clone(),
-                });
-            }
+        if let Some(first) = listener.mounts().first()
+            && let Some(setting) = conflict(&listener.config, &config)
+        {
+            return Err(JoinError::Conflict {
+                setting,
+                other: first.owner.clone(),
+            });
         }
         let shared = listener.add(config, events, owner)?;
         return Ok((listener.clone(), shared));
