@@ -65,8 +65,24 @@ fn two_mounts_in_one_pipeline() {
         assert_eq!(get(port, path).status, 404, "{path}");
     }
 
-    // b leaves: a keeps serving, b's paths are gone.
+    // b leaves while a viewer watches it: that viewer's stream ends with
+    // the closing delimiter, a keeps serving, b's paths are gone.
+    let viewer = std::thread::spawn(move || {
+        common::http_get(port, "/b/stream", &[], common::LONG_WAIT, |_| false)
+    });
+    assert!(
+        wait_for(WAIT, || common::stat_u64(&b, "clients") == 1),
+        "the viewer of /b is connected"
+    );
+    let started = std::time::Instant::now();
     b.set_state(gst::State::Null).expect("b to NULL");
+    let ended = viewer.join().expect("viewer thread").expect("a response");
+    assert!(started.elapsed() < WAIT, "b's viewer was let go");
+    assert!(
+        ended.body.ends_with(b"--boundarydonotcross--\r\n"),
+        "closing delimiter: {:?}",
+        String::from_utf8_lossy(&ended.body[ended.body.len().saturating_sub(40)..])
+    );
     assert_eq!(b.property::<i32>("current-port"), 0);
     assert_eq!(get(port, "/b/snapshot").status, 404);
     assert_eq!(snapshot_size(port, "/a/snapshot"), A);
