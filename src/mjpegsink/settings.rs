@@ -236,10 +236,13 @@ pub(super) fn join_error(settings: &Settings, e: JoinError) -> gst::ErrorMessage
             gst::ResourceError::OpenWrite,
             ("Cannot start the HTTP server: {}", e)
         ),
-        e @ (JoinError::Conflict { .. } | JoinError::MountTaken { .. }) => gst::error_msg!(
-            gst::ResourceError::Settings,
-            ("Cannot share {}:{}: {}", host, port, e)
-        ),
+        e
+        @ (JoinError::Conflict { .. } | JoinError::MountTaken { .. } | JoinError::BadMount(_)) => {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ("Cannot share {}:{}: {}", host, port, e)
+            )
+        }
     }
 }
 

@@ -57,6 +57,8 @@ pub enum JoinError {
     },
     /// `other` serves this mount on this port already.
     MountTaken { mount: String, other: String },
+    /// Not a mount path (see `mount::normalize`).
+    BadMount(String),
 }
 
 impl std::fmt::Display for JoinError {
@@ -72,6 +74,10 @@ impl std::fmt::Display for JoinError {
             JoinError::MountTaken { mount, other } => {
                 write!(f, "mount {mount} is served by {other} on this port already")
             }
+            JoinError::BadMount(m) => write!(
+                f,
+                "mount {m:?} is not / or /name/... (names of A-Z a-z 0-9 - . _ ~)"
+            ),
         }
     }
 }
@@ -179,10 +185,12 @@ impl Listener {
     /// Register a new mount for `config`.
     pub(crate) fn add(
         &self,
-        config: Config,
+        mut config: Config,
         events: EventHandler,
         owner: String,
     ) -> Result<Arc<Shared>, JoinError> {
+        config.mount = super::mount::normalize(&config.mount)
+            .ok_or_else(|| JoinError::BadMount(config.mount.clone()))?;
         let mut mounts = self.mounts.write().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = mounts.iter().find(|m| m.mount == config.mount) {
             return Err(JoinError::MountTaken {
@@ -227,6 +235,9 @@ pub(crate) fn join(
     events: EventHandler,
     owner: String,
 ) -> Result<(Arc<Listener>, Arc<Shared>), JoinError> {
+    if super::mount::normalize(&config.mount).is_none() {
+        return Err(JoinError::BadMount(config.mount));
+    }
     let mut addrs: Vec<SocketAddr> = if port == 0 {
         Vec::new()
     } else {
@@ -282,4 +293,117 @@ pub(crate) fn leave(
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Server;
+    use super::*;
+
+    fn config(mount: &str) -> Config {
+        Config {
+            mount: mount.to_string(),
+            ..Config::default()
+        }
+    }
+
+    fn join(port: u16, config: Config, owner: &str) -> Result<Server, JoinError> {
+        Server::join("127.0.0.1", port, config, Arc::new(|_| {}), owner)
+    }
+
+    /// Sinks join the listener on their port, conflicting settings and a
+    /// taken mount are refused naming the other sink, the last one out
+    /// frees the port.
+    #[test]
+    fn join_conflict_leave() {
+        let a = join(0, config("/a"), "a").expect("a binds");
+        let port = a.local_addr().port();
+        let b = join(port, config("/b"), "b").expect("b joins");
+        assert_eq!((a.mounts(), b.mounts()), (2, 2));
+        assert_eq!(b.local_addr(), a.local_addr());
+
+        let c = Config {
+            max_connections: 5,
+            ..config("/c")
+        };
+        match join(port, c, "c") {
+            Err(JoinError::Conflict { setting, other }) => {
+                assert_eq!(setting, "max-connections");
+                assert!(other == "a" || other == "b", "{other}");
+            }
+            other => panic!("{:?}", other.map(|s| s.local_addr())),
+        }
+        match join(port, config("/a/"), "a2") {
+            Err(e @ JoinError::MountTaken { .. }) => {
+                assert_eq!(
+                    e.to_string(),
+                    "mount /a is served by a on this port already"
+                );
+            }
+            other => panic!("{:?}", other.map(|s| s.local_addr())),
+        }
+
+        let (ra, rb) = (
+            a.listener
+                .route("/a/stream")
+                .map(|(m, r)| (m.mount.clone(), r)),
+            a.listener.route("/b").map(|(m, r)| (m.mount.clone(), r)),
+        );
+        assert_eq!(ra, Some(("/a".to_string(), "/stream")));
+        assert_eq!(rb, Some(("/b".to_string(), "/")));
+        assert!(a.listener.route("/ab").is_none());
+
+        drop(a);
+        assert_eq!(b.mounts(), 1);
+        assert!(
+            StdTcpListener::bind(("127.0.0.1", port)).is_err(),
+            "b holds it"
+        );
+        drop(b);
+        assert!(StdTcpListener::bind(("127.0.0.1", port)).is_ok(), "freed");
+    }
+
+    #[test]
+    fn listener_settings_conflict() {
+        let base = Config::default();
+        let differs = |c: Config| conflict(&base, &c);
+        assert_eq!(differs(config("/x")), None);
+        assert_eq!(
+            differs(Config {
+                resend_interval: None,
+                max_clients: 3,
+                ..Config::default()
+            }),
+            None,
+            "per-mount settings may differ"
+        );
+        assert_eq!(
+            differs(Config {
+                tls_files: Some(("c".into(), "k".into())),
+                ..Config::default()
+            }),
+            Some("tls-cert")
+        );
+        assert_eq!(
+            differs(Config {
+                allowed_hosts: vec!["x".into()],
+                ..Config::default()
+            }),
+            Some("allowed-hosts")
+        );
+        assert_eq!(
+            differs(Config {
+                timeout: None,
+                ..Config::default()
+            }),
+            Some("timeout")
+        );
+        assert_eq!(
+            differs(Config {
+                unsent_limit: 1,
+                ..Config::default()
+            }),
+            Some("unsent-limit")
+        );
+    }
 }
