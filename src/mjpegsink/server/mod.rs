@@ -31,7 +31,16 @@
 //!
 //! # Layout
 //! A connection travels down this list; each concern has one module.
-//! - `listener`: [`bind`] and the accept loop, which owns every connection.
+//! - `registry`: several servers (sinks) of one process on one port. A
+//!   process-wide map from bound address to `Listener`: the socket and
+//!   accept loop, admission, TLS, Host rules, login throttle, and the
+//!   per-socket `timeout` and `unsent_limit` (listener-level settings, which
+//!   servers sharing a port must agree on); and its mounts, one per server
+//!   ([`Shared`]: frames, auth, CORS, counters). [`Server::join`] binds or
+//!   joins, [`Server::stop`] leaves; the last one out closes the port.
+//! - `mount`: mount paths and the longest-prefix match on a `/` boundary.
+//! - `index`: `/` and `/streams` of a port with no server mounted at `/`.
+//! - `listener`: `bind` and the accept loop, which owns every connection.
 //! - `admission`: the first check: the connection limit, eviction of the
 //!   oldest idle connection for a newcomer (never a stream).
 //! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
@@ -40,13 +49,14 @@
 //! - `host`: the authority check (DNS-rebinding protection), the first
 //!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
-//! - `routes`: routing, CORS and the response of each endpoint; the
+//! - `routes`: routing (to a mount, then to its endpoint), CORS and the
+//!   response of each endpoint; the
 //!   security checks in order: login throttle (`throttle`: failed logins per
 //!   address, `trusted-proxies`), then auth (`auth`: Basic credentials as
 //!   SHA-256 digests compared in constant time, or a signed link from
 //!   `signed`).
 //! - `fanout`: a streaming client's body (newest frame, skips, resends, EOS).
-//! - `shared`: what all of the above share: config, frame channel, counters.
+//! - `shared`: one mount's state: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
 //!   and `/state`, what the owner is told.
 //!
@@ -62,9 +72,9 @@
 //! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
 //! builder in `conn` (whose `serve_http` is generic over the stream);
 //! throttling and signed links in `routes`, after the Host check and
-//! before auth; several mounts on one port as a registry of
-//! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
-//! frame rate in `fanout`; `/metrics` from `stats` via a route.
+//! before auth; per-viewer frame rate in `fanout`; `/metrics` from `stats`
+//! via a route of the mount (its `Shared::mount` is the label; the
+//! listener's counters are `registry::Listener::counters`).
 
 mod admission;
 mod auth;
