@@ -24,6 +24,12 @@ Usage:
                         [--warmup 4] [--servers mjpegsink,tcpserversink]
                         [--no-slow] [--slow-servers mjpegsink,mjpegsink-unsent-limit-0,tcpserversink]
                         [--no-build] [--client-threads 1] [--tls]
+                        [--mounts 1x100,2x50] [--mounts-size 1280x720]
+`--mounts` compares mounts on one port: each MxK runs one encoder, a `tee`
+into M mjpegsinks sharing one port (mount=/m0 ... /m<M-1>), and K clients
+per mount (one client process per mount); `--mounts 1x100,2x50` is 1 mount
+x 100 clients against 2 mounts x 50, in the same run. Only these runs are
+made when `--mounts` is given.
 `--tls` adds the server mjpegsink-tls (HTTPS with a fresh self-signed
 certificate, read by the clients over TLS) to every run, so the cost of TLS
 is measured in the same run as plain mjpegsink.
@@ -185,6 +191,102 @@ def run(server, width, height, k, slow, args):
             proc.wait()
 
 
+def run_mounts(m, k, width, height, args):
+    """One encoder teed into `m` mjpegsinks sharing one port, `k` clients
+    on each mount; the server's CPU and the clients' fps over all mounts."""
+    port = free_port()
+    branches = "".join(
+        f" t. ! queue ! mjpegsink host=127.0.0.1 port={port} mount=/m{i}" for i in range(m)
+    )
+    pipeline = f"{source(width, height)} ! tee name=t{branches}"
+    env = dict(os.environ, GST_PLUGIN_PATH=RELEASE)
+    proc = subprocess.Popen(
+        ["gst-launch-1.0", "-q"] + pipeline.split(),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    clients = []
+    try:
+        if not wait_port(port):
+            raise RuntimeError(f"mjpegsink did not listen: {proc.stderr.read1().decode()}")
+        for i in range(m):
+            cmd = [
+                CLIENT,
+                "--url", f"http://127.0.0.1:{port}/m{i}/stream",
+                "--clients", str(k),
+                "--warmup", str(args.warmup),
+                "--duration", str(args.duration),
+                "--threads", str(args.client_threads),
+                "--ramp", str(min(args.warmup / 2, 2.0)),
+            ]
+            clients.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        time.sleep(args.warmup)
+        t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+        time.sleep(args.duration)
+        t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+        rss = rss_mib(proc.pid)
+        fasts = []
+        for c in clients:
+            out, err = c.communicate(timeout=60)
+            if c.returncode != 0:
+                raise RuntimeError(f"client failed: {err.decode()}")
+            fasts.append(json.loads(out)["fast"])
+        if not all(f.get("connected") for f in fasts):
+            raise RuntimeError(f"clients not connected: {fasts}")
+        p50s = sorted(f["fps_p50"] for f in fasts)
+        return {
+            "cpu": 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0),
+            "rss": rss,
+            "fps_min": min(f["fps_min"] for f in fasts),
+            "fps_p50": p50s[len(p50s) // 2],
+            "lag_p50_s": max(f["lag_p50_s"] for f in fasts),
+            "lag_p95_s": max(f["lag_p95_s"] for f in fasts),
+        }
+    finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def mounts_main(args):
+    w, h = (int(x) for x in args.mounts_size.split("x"))
+    rows = []
+    log(f"baseline {w}x{h}: encoder only")
+    base = run("fakesink", w, h, 0, False, args)
+    for spec in args.mounts.split(","):
+        m, k = (int(x) for x in spec.split("x"))
+        log(f"{m} mount(s) x K={k}, {w}x{h}")
+        try:
+            r = run_mounts(m, k, w, h, args)
+        except Exception as e:  # report and go on
+            log(f"  failed: {e}")
+            r = {"error": str(e)}
+        log("  " + json.dumps(r))
+        rows.append((m, k, r))
+    print(f"\nmeasured {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
+          f"{args.warmup:g} s warm-up + {args.duration:g} s window per run, {w}x{h} q85 30 fps, "
+          f"one encoder teed into the mounts; encoder alone: {base['cpu']:.1f} % CPU\n")
+    print("| mounts x clients per mount | fps per client min / median | server CPU % "
+          "| server RSS MiB | behind live p50 / p95 (ms, worst mount) |")
+    print("|---|---|---:|---:|---|")
+    for (m, k, r) in rows:
+        if "error" in r:
+            print(f"| {m} x {k} | failed: {r['error'][:60]} | | | |")
+            continue
+        print(
+            f"| {m} x {k} | {r['fps_min']:.1f} / {r['fps_p50']:.1f} | {r['cpu']:.1f} "
+            f"| {r['rss']:.1f} | {r['lag_p50_s'] * 1000:.0f} / {r['lag_p95_s'] * 1000:.0f} |"
+        )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ks", default="1,10,100,1000")
@@ -198,6 +300,9 @@ def main():
     ap.add_argument("--slow-servers", default="mjpegsink,mjpegsink-unsent-limit-0,tcpserversink")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--tls", action="store_true", help="also run mjpegsink over HTTPS")
+    ap.add_argument("--mounts", default="",
+                    help="MxK,...: M mounts on one port x K clients each (only these runs)")
+    ap.add_argument("--mounts-size", default="1280x720")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -209,6 +314,10 @@ def main():
             ["cargo", "build", "--release", "--lib", "--example", "multiclient"],
             cwd=ROOT, check=True,
         )
+
+    if args.mounts:
+        mounts_main(args)
+        return
 
     servers = args.servers.split(",")
     if args.tls and "mjpegsink-tls" not in servers:

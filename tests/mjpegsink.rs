@@ -344,6 +344,7 @@ fn property_metadata() {
         ("tls-key", glib::Type::STRING, none.to_value(), rw),
         ("drop-same-frames", glib::Type::U32, 0u32.to_value(), rw),
         ("clients", glib::Type::U32, 0u32.to_value(), ro),
+        ("mount", glib::Type::STRING, Some("/").to_value(), rw),
     ];
     let own: Vec<glib::ParamSpec> = e
         .list_properties()

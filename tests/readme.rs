@@ -7,13 +7,16 @@
 //! * `http://camera/<anything>` → a local camera (`videotestsrc ! jpegenc !
 //!   mjpegsink` in this process, with the line's `user-id`/`user-pw` as its
 //!   Basic credentials when the line has them);
-//! * `port=<n>` → a free port; `host=0.0.0.0` → `host=127.0.0.1`;
+//! * `port=<n>` → a free port (the same one for every `port=<n>` of a line
+//!   with the same `<n>`: sinks sharing a port); `host=0.0.0.0` →
+//!   `host=127.0.0.1`;
 //! * `location=<file>` → a file in a temporary directory;
 //! * `autovideosink` → `fakesink` (no display here);
 //! * `v4l2src <props>` → `videotestsrc is-live=true ! jpegenc` (no webcam).
 //!
 //! Then each command must show it works: a server line serves a JPEG on
-//! `/snapshot` and whole frames on `/stream`; a client line receives frames
+//! `/snapshot` and whole frames on `/stream` (under the first `mount=` of
+//! the line, if any); a client line receives frames
 //! from the camera; a line with `num-buffers` ends by itself, any other is
 //! stopped with SIGINT (Ctrl-C) once it has shown that; every line exits
 //! with status 0; files written are a whole JPEG or Matroska; `-m` prints
@@ -129,6 +132,7 @@ fn plan(case: &Case, dir: &TempDir) -> Plan {
     let mut serve_port = None;
     let mut files = Vec::new();
     let mut skipping_v4l2_props = false;
+    let mut ports = std::collections::HashMap::new();
     for a in &case.args {
         if skipping_v4l2_props {
             if a.contains('=') {
@@ -148,8 +152,8 @@ fn plan(case: &Case, dir: &TempDir) -> Plan {
             let path = dir.path().join(file);
             files.push(path.clone());
             args.push(format!("location={}", path.display()));
-        } else if a.starts_with("port=") {
-            let port = free_port();
+        } else if let Some(n) = a.strip_prefix("port=") {
+            let port = *ports.entry(n.to_string()).or_insert_with(free_port);
             serve_port = Some(port);
             args.push(format!("port={port}"));
         } else if a == "host=0.0.0.0" || a == "host=::" {
@@ -206,24 +210,30 @@ fn run(case: &Case, dir: &TempDir) -> Result<String, String> {
         };
         let headers: Vec<(&str, &str)> =
             auth.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mount = plan.arg("mount").unwrap_or("").trim_end_matches('/');
+        let (snapshot_path, stream_path) = (format!("{mount}/snapshot"), format!("{mount}/stream"));
         let mut snapshot = None;
         let served = wait_for(LONG_WAIT, || {
             if proc.try_status().is_some() {
                 return true;
             }
-            snapshot = http_get(port, "/snapshot", &headers, Duration::from_secs(5), |_| {
-                false
-            })
+            snapshot = http_get(
+                port,
+                &snapshot_path,
+                &headers,
+                Duration::from_secs(5),
+                |_| false,
+            )
             .filter(|r| r.status == 200 && is_jpeg(&r.body));
             snapshot.is_some()
         });
         if !served || snapshot.is_none() {
             return fail(
                 &proc,
-                format!("no JPEG on http://127.0.0.1:{port}/snapshot"),
+                format!("no JPEG on http://127.0.0.1:{port}{snapshot_path}"),
             );
         }
-        let resp = stream_frames(port, "/stream", 3, &headers);
+        let resp = stream_frames(port, &stream_path, 3, &headers);
         checks.push(format!(
             "served /snapshot and {} frames on /stream",
             multipart_frames(resp.header("content-type"), &resp.body).len()

@@ -15,11 +15,14 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 
+use super::server::DEFAULT_MOUNT;
 use super::server::{
-    self, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
+    self, DEFAULT_BOUNDARY, DEFAULT_DROP_SAME_FRAMES, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT, Server, ServerEvent,
 };
-use super::server::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
+use super::settings::{
+    AdvanceHeaders, DEFAULT_HOST, DEFAULT_PORT, Settings, exposure_warning, join_error,
+};
 use super::signals::{self, Dispatcher};
 use crate::multipart::writer::valid_boundary;
 use crate::runtime::lock;
@@ -31,198 +34,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("MJPEG HTTP server sink"),
     )
 });
-
-// Only the element binds, so these two defaults live here; every other
-// default is the server's (`server::DEFAULT_*`).
-const DEFAULT_HOST: &str = "localhost";
-const DEFAULT_PORT: i32 = 8080;
-
-/// Who gets ustreamer's `advance_headers` framing unless the request says
-/// `?advance_headers=0` or `=1`.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
-#[repr(i32)]
-#[enum_type(name = "GstMjpegSinkAdvanceHeaders")]
-pub enum AdvanceHeaders {
-    #[enum_value(name = "Never: every part carries Content-Length", nick = "never")]
-    Never = 0,
-    #[enum_value(
-        name = "Chromium-based browsers (User-Agent with Chrome/ or Chromium/)",
-        nick = "chromium"
-    )]
-    Chromium = 1,
-    #[enum_value(name = "Every client", nick = "always")]
-    Always = 2,
-}
-
-impl Default for AdvanceHeaders {
-    /// The server's default.
-    fn default() -> Self {
-        server::DEFAULT_ADVANCE_HEADERS.into()
-    }
-}
-
-impl From<server::AdvanceHeaders> for AdvanceHeaders {
-    fn from(a: server::AdvanceHeaders) -> Self {
-        match a {
-            server::AdvanceHeaders::Never => AdvanceHeaders::Never,
-            server::AdvanceHeaders::Chromium => AdvanceHeaders::Chromium,
-            server::AdvanceHeaders::Always => AdvanceHeaders::Always,
-        }
-    }
-}
-
-impl From<AdvanceHeaders> for server::AdvanceHeaders {
-    fn from(a: AdvanceHeaders) -> Self {
-        match a {
-            AdvanceHeaders::Never => server::AdvanceHeaders::Never,
-            AdvanceHeaders::Chromium => server::AdvanceHeaders::Chromium,
-            AdvanceHeaders::Always => server::AdvanceHeaders::Always,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Settings {
-    host: String,
-    port: i32,
-    boundary: String,
-    max_clients: u32,
-    user_id: Option<String>,
-    user_pw: Option<String>,
-    allow_origin: Option<String>,
-    timeout: u32,
-    resend_interval: u32,
-    unsent_limit: u32,
-    advance_headers: AdvanceHeaders,
-    max_connections: u32,
-    allowed_hosts: Vec<String>,
-    tls_cert: Option<String>,
-    tls_key: Option<String>,
-    // Login throttling and signed links.
-    trusted_proxies: Vec<IpAddr>,
-    link_secret: Option<String>,
-    drop_same_frames: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            host: DEFAULT_HOST.to_string(),
-            port: DEFAULT_PORT,
-            boundary: DEFAULT_BOUNDARY.to_string(),
-            max_clients: DEFAULT_MAX_CLIENTS,
-            user_id: None,
-            user_pw: None,
-            allow_origin: None,
-            timeout: DEFAULT_TIMEOUT_SECS,
-            resend_interval: DEFAULT_RESEND_INTERVAL_MS,
-            unsent_limit: DEFAULT_UNSENT_LIMIT,
-            advance_headers: AdvanceHeaders::default(),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            allowed_hosts: Vec::new(),
-            tls_cert: None,
-            tls_key: None,
-            trusted_proxies: Vec::new(),
-            link_secret: None,
-            drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
-        }
-    }
-}
-
-impl Settings {
-    /// The server's configuration; `tls` is what [`Settings::load_tls`]
-    /// loaded.
-    fn server_config(&self, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> server::Config {
-        let credentials = match (&self.user_id, &self.user_pw) {
-            (None, None) => None,
-            (u, p) => Some((u.clone().unwrap_or_default(), p.clone().unwrap_or_default())),
-        };
-        server::Config {
-            boundary: self.boundary.clone(),
-            max_clients: self.max_clients,
-            credentials,
-            allow_origin: self.allow_origin.clone(),
-            timeout: server::timeout_from_secs(self.timeout),
-            resend_interval: server::resend_interval_from_ms(self.resend_interval),
-            unsent_limit: self.unsent_limit,
-            advance_headers: self.advance_headers.into(),
-            max_connections: self.max_connections,
-            allowed_hosts: self.allowed_hosts.clone(),
-            tls,
-            trusted_proxies: self.trusted_proxies.clone(),
-            link_secret: self.link_secret.clone().map(String::into_bytes),
-            drop_same_frames: self.drop_same_frames,
-            mount: DEFAULT_MOUNT.to_string(),
-            ..server::Config::default()
-        }
-    }
-
-    /// The TLS configuration from `tls-cert` and `tls-key`: none when
-    /// neither is set; both must be.
-    fn load_tls(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, gst::ErrorMessage> {
-        match (&self.tls_cert, &self.tls_key) {
-            (None, None) => Ok(None),
-            (Some(cert), Some(key)) => server::load_tls(cert.as_ref(), key.as_ref())
-                .map(Some)
-                .map_err(|e| {
-                    let kind = match e {
-                        server::TlsError::Read { .. } => gst::ResourceError::OpenRead,
-                        server::TlsError::Invalid { .. } => gst::ResourceError::Settings,
-                    };
-                    gst::error_msg!(kind, ("Cannot serve HTTPS: {}", e))
-                }),
-            (cert, _) => Err(gst::error_msg!(
-                gst::ResourceError::Settings,
-                (
-                    "Cannot serve HTTPS: {} is set but {} is not; set both",
-                    if cert.is_some() {
-                        "tls-cert"
-                    } else {
-                        "tls-key"
-                    },
-                    if cert.is_some() {
-                        "tls-key"
-                    } else {
-                        "tls-cert"
-                    }
-                )
-            )),
-        }
-    }
-
-    fn has_credentials(&self) -> bool {
-        self.user_id.is_some() || self.user_pw.is_some()
-    }
-
-    /// Whether the server speaks HTTPS: `tls-cert` and `tls-key` are set.
-    fn tls_enabled(&self) -> bool {
-        self.tls_cert.is_some() && self.tls_key.is_some()
-    }
-}
-
-/// What to warn about when serving on `ip`: credentials sent in the clear,
-/// or a stream open to the network.
-fn exposure_warning(ip: IpAddr, credentials: bool, links: bool, tls: bool) -> Option<&'static str> {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    if ip.is_loopback() {
-        None
-    } else if credentials && !tls {
-        Some(
-            "credentials travel in cleartext: bound to a non-loopback address without TLS \
-             while user-id/user-pw are set; anyone on the path can read them",
-        )
-    } else if !credentials && !links {
-        Some(
-            "no credentials: bound to a non-loopback address without user-id/user-pw or \
-             link-secret, anyone who can reach this port can watch",
-        )
-    } else {
-        None
-    }
-}
 
 /// What the signal thread emits.
 enum Signal {
@@ -621,6 +432,22 @@ impl ObjectImpl for MjpegSink {
                     )
                     .mutable_ready()
                     .build(),
+                // Mounts.
+                glib::ParamSpecString::builder("mount")
+                    .nick("Mount")
+                    .blurb(
+                        "Path prefix of this sink's endpoints (/cam1: /cam1, /cam1/stream, \
+                         /cam1/snapshot, /cam1/state, /cam1?action=stream). Sinks of one \
+                         process with the same host and port share the port, each under its \
+                         own mount, if tls-cert, tls-key, max-connections, allowed-hosts, \
+                         trusted-proxies, timeout and unsent-limit agree; with no sink at /, \
+                         / is an index page of the mounts and /streams a JSON list. With \
+                         port=0, a second sink joins the first by setting port to its \
+                         current-port",
+                    )
+                    .default_value(Some(DEFAULT_MOUNT))
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -754,6 +581,19 @@ impl ObjectImpl for MjpegSink {
             "drop-same-frames" => {
                 settings.drop_same_frames = value.get().expect("type checked upstream")
             }
+            "mount" => {
+                let m = non_empty(value).unwrap_or_else(|| DEFAULT_MOUNT.to_string());
+                match server::normalize_mount(&m) {
+                    Some(m) => settings.mount = m,
+                    None => gst::error!(
+                        CAT,
+                        imp = self,
+                        "Invalid mount {m:?} (/ or /name/..., names of A-Z a-z 0-9 - . _ ~), \
+                         keeping {:?}",
+                        settings.mount
+                    ),
+                }
+            }
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -790,6 +630,7 @@ impl ObjectImpl for MjpegSink {
             }
             "link-secret" => settings.link_secret.to_value(),
             "drop-same-frames" => settings.drop_same_frames.to_value(),
+            "mount" => settings.mount.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -837,39 +678,6 @@ impl BaseSinkImpl for MjpegSink {
         let tls = settings.load_tls()?;
         let https = tls.is_some();
         let port = u16::try_from(settings.port).unwrap_or(0);
-        let listener = server::bind(&settings.host, port).map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
-                gst::ResourceError::Busy
-            } else {
-                gst::ResourceError::OpenWrite
-            };
-            gst::error_msg!(
-                kind,
-                (
-                    "Cannot listen on {}:{}: {}",
-                    settings.host,
-                    settings.port,
-                    e
-                ),
-                ["bind failed: {:?}", e]
-            )
-        })?;
-
-        let bound = listener.local_addr().map(|a| a.ip());
-        if let Ok(ip) = bound
-            && let Some(warning) = exposure_warning(
-                ip,
-                settings.has_credentials(),
-                settings.link_secret.is_some(),
-                settings.tls_enabled(),
-            )
-        {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Settings,
-                ("Serving on {}: {}", ip, warning)
-            );
-        }
 
         let weak = self.obj().downgrade();
         let signals = Dispatcher::start(format!("{}-signals", self.obj().name()), move |s| {
@@ -890,21 +698,40 @@ impl BaseSinkImpl for MjpegSink {
                 obj.imp().on_server_event(ev, &tx);
             }
         });
-        let server = Server::start(listener, settings.server_config(tls), events).map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::OpenWrite,
-                ("Cannot start the HTTP server: {}", e)
-            )
-        })?;
+        let name = self.obj().name();
+        let server = Server::join(
+            &settings.host,
+            port,
+            settings.server_config(tls),
+            events,
+            &name,
+        )
+        .map_err(|e| join_error(&settings, e))?;
+
+        let ip = server.local_addr().ip();
+        if let Some(warning) = exposure_warning(
+            ip,
+            settings.has_credentials(),
+            settings.link_secret.is_some(),
+            settings.tls_enabled(),
+        ) {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Settings,
+                ("Serving on {}: {}", ip, warning)
+            );
+        }
         let addr = server.local_addr();
         let limit = server.connection_limit();
-        *lock(&self.state) = State::Started { server, signals };
-        let scheme = if https { "https" } else { "http" };
         gst::info!(
             CAT,
             imp = self,
-            "Serving MJPEG on {scheme}://{addr}/ (at most {limit} connections)"
+            "Serving MJPEG on {}://{addr}{} (at most {limit} connections, {} mounts on this port)",
+            if https { "https" } else { "http" },
+            settings.mount,
+            server.mounts()
         );
+        *lock(&self.state) = State::Started { server, signals };
         self.obj().notify("current-port");
         Ok(())
     }
@@ -991,27 +818,5 @@ impl BaseSinkImpl for MjpegSink {
             _ => {}
         }
         self.parent_event(event)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exposure_warnings() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(exposure_warning(ip(lo), false, false, false), None, "{lo}");
-            assert_eq!(exposure_warning(ip(lo), true, false, false), None, "{lo}");
-        }
-        for open in ["0.0.0.0", "::", "192.168.1.2", "2001:db8::1"] {
-            let w = exposure_warning(ip(open), true, false, false).unwrap_or_default();
-            assert!(w.contains("credentials travel in cleartext"), "{open}: {w}");
-            let w = exposure_warning(ip(open), false, false, false).unwrap_or_default();
-            assert!(w.starts_with("no credentials"), "{open}: {w}");
-            assert_eq!(exposure_warning(ip(open), true, false, true), None);
-            assert_eq!(exposure_warning(ip(open), false, true, false), None);
-        }
     }
 }

@@ -80,6 +80,7 @@ use gst::prelude::*;
 
 mod imp;
 pub(crate) mod server;
+mod settings;
 mod signals;
 
 glib::wrapper! {

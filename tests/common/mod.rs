@@ -22,6 +22,7 @@ pub mod hostile;
 pub mod http;
 pub mod jpeg;
 pub mod logins;
+pub mod mounts;
 pub mod pipeline;
 pub mod process;
 pub mod proxy;

@@ -42,7 +42,8 @@ pub const THROTTLE_TABLE_SIZE: usize = 4096;
 /// Default `drop-same-frames`: consecutive identical frames not sent (0 =
 /// send every frame).
 pub const DEFAULT_DROP_SAME_FRAMES: u32 = 0;
-/// The mount every endpoint lives under (the only one for now).
+// Mounts (`registry`, `mount`).
+/// Default mount: the sink serves `/`, `/stream`, `/snapshot`, `/state`.
 pub const DEFAULT_MOUNT: &str = "/";
 
 /// Server settings, fixed for the life of a server.
@@ -89,9 +90,13 @@ pub struct Config {
     /// Skip up to this many consecutive frames byte-identical to the one a
     /// client was sent last (ustreamer's `drop_same_frames`); 0 = off.
     pub drop_same_frames: u32,
-    /// The mount this server's endpoints live under (the `mount` label of
-    /// `/metrics`).
+    // Mounts.
+    /// Path prefix this sink's endpoints live under (`mount`), normalized
+    /// by `mount::normalize`: `/` or `/a/b` (no trailing slash).
     pub mount: String,
+    /// The `tls-cert` and `tls-key` paths `tls` was loaded from: sinks
+    /// sharing a port must name the same files.
+    pub tls_files: Option<(String, String)>,
 }
 
 impl Default for Config {
@@ -113,6 +118,7 @@ impl Default for Config {
             link_secret: None,
             drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
             mount: DEFAULT_MOUNT.to_string(),
+            tls_files: None,
         }
     }
 }

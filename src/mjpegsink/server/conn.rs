@@ -21,8 +21,8 @@ use tokio::net::TcpStream;
 use super::admission::{Slot, Ticket};
 use super::event::ServerEvent;
 use super::io::{ClientIo, ConnFlags};
+use super::registry::Listener;
 use super::routes::handle;
-use super::shared::Shared;
 
 /// hyper's per-connection buffer limit (its minimum is 8 KiB). Also bounds
 /// request heads.
@@ -38,14 +38,14 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    listener: Arc<Listener>,
     ticket: Ticket,
 ) {
     let _ = stream.set_nodelay(true);
-    set_unsent_limit(&stream, shared.config.unsent_limit);
+    set_unsent_limit(&stream, listener.config.unsent_limit);
     let slot = ticket.slot().clone();
-    let Some(tls) = shared.config.tls.clone() else {
-        return serve_http(crate::net::NoSigPipe(stream), peer, shared, slot).await;
+    let Some(tls) = listener.config.tls.clone() else {
+        return serve_http(crate::net::NoSigPipe(stream), peer, listener, slot).await;
     };
     // The handshake is idle time: evictable and bounded.
     let handshake = tokio::select! {
@@ -53,20 +53,20 @@ pub(crate) async fn serve_connection(
         () = slot.evicted() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => serve_http(stream, peer, shared, slot).await,
+        Ok(Ok(stream)) => serve_http(stream, peer, listener, slot).await,
         Ok(Err(e)) => {
             if e.kind() == std::io::ErrorKind::InvalidData {
-                shared
+                listener
                     .counters
                     .requests_invalid
                     .fetch_add(1, Ordering::Relaxed);
             }
-            shared.emit(ServerEvent::ConnectionError {
+            listener.emit(|| ServerEvent::ConnectionError {
                 peer,
                 error: format!("TLS: {e}"),
             });
         }
-        Err(_) => shared.emit(ServerEvent::ConnectionError {
+        Err(_) => listener.emit(|| ServerEvent::ConnectionError {
             peer,
             error: "TLS handshake timed out".into(),
         }),
@@ -76,38 +76,42 @@ pub(crate) async fn serve_connection(
 /// One HTTP/1 connection over any byte stream, outside admission (for
 /// [`Server::serve_io`](super::Server::serve_io)).
 #[cfg(any(test, feature = "internals"))]
-pub(crate) async fn serve_io<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>)
+pub(crate) async fn serve_io<S>(stream: S, peer: SocketAddr, listener: Arc<Listener>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    serve_http(stream, peer, shared, Arc::default()).await
+    serve_http(stream, peer, listener, Arc::default()).await
 }
 
 /// One HTTP/1 connection over any byte stream (plain or TLS), from the
 /// first request byte until the connection ends or `slot` is evicted.
-async fn serve_http<S>(stream: S, peer: SocketAddr, shared: Arc<Shared>, slot: Arc<Slot>)
+async fn serve_http<S>(stream: S, peer: SocketAddr, listener: Arc<Listener>, slot: Arc<Slot>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let flags = Arc::new(ConnFlags::default());
-    let io = ClientIo::new(stream, shared.clone(), flags.clone());
-    let svc_shared = shared.clone();
+    let io = ClientIo::new(stream, listener.clone(), flags.clone());
+    let svc_listener = listener.clone();
     let svc_slot = slot.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let shared = svc_shared.clone();
+        let listener = svc_listener.clone();
         let flags = flags.clone();
         // Not evictable until hyper is done with the response body.
         let busy = svc_slot.busy();
         async move {
             let method = req.method().clone();
             let uri = req.uri().to_string();
-            let resp = handle(&shared, req, peer, flags).await;
-            shared.emit(ServerEvent::Request {
+            let (resp, mount) = handle(&listener, req, peer, flags).await;
+            let ev = ServerEvent::Request {
                 peer,
                 method,
                 uri,
                 status: resp.status(),
-            });
+            };
+            match mount {
+                Some(mount) => mount.emit(ev),
+                None => listener.emit(|| ev.clone()),
+            }
             let resp = resp.map(|body| {
                 body.map_frame(move |f| {
                     let _busy = &busy;
@@ -136,7 +140,7 @@ where
     // However often it sends a new request, a connection that is not
     // streaming closes once it is this old: the request in progress (a
     // stream included) is answered, no further one is read.
-    let mut retire = std::pin::pin!(tokio::time::sleep(shared.config.keep_alive_max));
+    let mut retire = std::pin::pin!(tokio::time::sleep(listener.config.keep_alive_max));
     let mut retiring = false;
     let res = loop {
         tokio::select! {
@@ -150,12 +154,12 @@ where
     };
     if let Err(e) = res {
         if e.is_parse() || e.is_parse_too_large() {
-            shared
+            listener
                 .counters
                 .requests_invalid
                 .fetch_add(1, Ordering::Relaxed);
         }
-        shared.emit(ServerEvent::ConnectionError {
+        listener.emit(|| ServerEvent::ConnectionError {
             peer,
             error: e.to_string(),
         });

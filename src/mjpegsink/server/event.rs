@@ -31,7 +31,7 @@ impl DisconnectReason {
 
 /// What the server tells its owner (the element maps these to signals and
 /// debug logs). Called from runtime threads: keep handlers short.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum ServerEvent {
     /// A streaming client was accepted.
     ClientConnected {

@@ -55,6 +55,7 @@ pub(crate) fn client_body(
         reason: DisconnectReason::Closed,
         frames_sent: 0,
         frames_skipped: 0,
+        _alive: shared.frames.subscribe(),
     };
     shared.emit(ServerEvent::ClientConnected {
         peer,
@@ -83,6 +84,9 @@ struct ClientGuard {
     reason: DisconnectReason,
     frames_sent: u64,
     frames_skipped: u64,
+    /// Dropped after the client is reported gone: a mount leaving a shared
+    /// port waits until its frame channel has no receiver left.
+    _alive: watch::Receiver<Published>,
 }
 
 impl Drop for ClientGuard {

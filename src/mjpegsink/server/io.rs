@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::shared::Shared;
+use super::registry::Listener;
 
 /// Per-connection flags shared by the socket wrapper and the response body.
 #[derive(Default)]
@@ -29,17 +29,17 @@ pub(crate) struct ClientIo<S> {
     inner: S,
     timeout: Option<Duration>,
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
-    shared: Arc<Shared>,
+    listener: Arc<Listener>,
     flags: Arc<ConnFlags>,
 }
 
 impl<S> ClientIo<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>, flags: Arc<ConnFlags>) -> Self {
+    pub(crate) fn new(inner: S, listener: Arc<Listener>, flags: Arc<ConnFlags>) -> Self {
         ClientIo {
             inner,
-            timeout: shared.config.timeout,
+            timeout: listener.config.timeout,
             stall: None,
-            shared,
+            listener,
             flags,
         }
     }
@@ -52,7 +52,7 @@ impl<S> ClientIo<S> {
         match r {
             Poll::Ready(Ok(n)) => {
                 self.stall = None;
-                self.shared
+                self.listener
                     .counters
                     .bytes_out
                     .fetch_add(n as u64, Ordering::Relaxed);
@@ -68,7 +68,7 @@ impl<S> ClientIo<S> {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(t)));
                 if stall.as_mut().poll(cx).is_ready() {
                     if !self.flags.timed_out.swap(true, Ordering::Relaxed) {
-                        self.shared
+                        self.listener
                             .counters
                             .clients_dropped_timeout
                             .fetch_add(1, Ordering::Relaxed);

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::conn::serve_connection;
 use super::event::ServerEvent;
-use super::shared::Shared;
+use super::registry::Listener;
 
 /// Pending listen() connections (many clients may connect at once).
 const LISTEN_BACKLOG: i32 = 1024;
@@ -60,30 +60,31 @@ fn bind_one(addr: SocketAddr) -> io::Result<StdTcpListener> {
 /// connection meets. On `stop` it closes the port, then aborts every
 /// connection task and waits until each has ended.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
+    socket: TcpListener,
+    listener: Arc<Listener>,
     mut stop: oneshot::Receiver<()>,
+    closed: std::sync::mpsc::Sender<()>,
 ) {
     let mut conns = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            res = listener.accept() => match res {
+            res = socket.accept() => match res {
                 Ok((stream, peer)) => {
                     backoff = ACCEPT_BACKOFF.0;
                     // Refused: every admitted connection is busy; closing
                     // the socket is the answer.
-                    if let Some(ticket) = shared.admission.admit(&shared.counters) {
-                        conns.spawn(serve_connection(stream, peer, shared.clone(), ticket));
+                    if let Some(ticket) = listener.admission.admit(&listener.counters) {
+                        conns.spawn(serve_connection(stream, peer, listener.clone(), ticket));
                     }
                 }
                 Err(e) => {
-                    shared.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
-                    shared.emit(ServerEvent::AcceptError(e.to_string()));
+                    listener.counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    listener.emit(|| ServerEvent::AcceptError(e.to_string()));
                     // EMFILE and friends: free a descriptor held by an idle
                     // connection, and back off instead of spinning.
-                    shared.admission.evict_idle(&shared.counters);
+                    listener.admission.evict_idle(&listener.counters);
                     tokio::select! {
                         _ = &mut stop => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -94,6 +95,7 @@ pub(crate) async fn accept_loop(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
-    drop(listener);
+    drop(socket);
+    let _ = closed.send(());
     conns.shutdown().await;
 }

@@ -31,7 +31,16 @@
 //!
 //! # Layout
 //! A connection travels down this list; each concern has one module.
-//! - `listener`: [`bind`] and the accept loop, which owns every connection.
+//! - `registry`: several servers (sinks) of one process on one port. A
+//!   process-wide map from bound address to `Listener`: the socket and
+//!   accept loop, admission, TLS, Host rules, login throttle, and the
+//!   per-socket `timeout` and `unsent_limit` (listener-level settings, which
+//!   servers sharing a port must agree on); and its mounts, one per server
+//!   ([`Shared`]: frames, auth, CORS, counters). [`Server::join`] binds or
+//!   joins, [`Server::stop`] leaves; the last one out closes the port.
+//! - `mount`: mount paths and the longest-prefix match on a `/` boundary.
+//! - `index`: `/` and `/streams` of a port with no server mounted at `/`.
+//! - `listener`: `bind` and the accept loop, which owns every connection.
 //! - `admission`: the first check: the connection limit, eviction of the
 //!   oldest idle connection for a newcomer (never a stream).
 //! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
@@ -40,7 +49,8 @@
 //! - `host`: the authority check (DNS-rebinding protection), the first
 //!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
-//! - `routes`: routing, CORS and the response of each endpoint; the
+//! - `routes`: routing (to a mount, then to its endpoint), CORS and the
+//!   response of each endpoint; the
 //!   security checks in order: login throttle (`throttle`: failed logins per
 //!   address, `trusted-proxies`), then auth (`auth`: Basic credentials as
 //!   SHA-256 digests compared in constant time, or a signed link from
@@ -49,7 +59,7 @@
 //! - `rate`: what a client is sent less of: `?fps` pacing, `drop-same-frames`.
 //! - `snapshot`: `/snapshot` with ETag/304, `Age`, `?wait=1`, `?max_age=S`.
 //! - `metrics`: `/metrics` in the Prometheus text format.
-//! - `shared`: what all of the above share: config, frame channel, counters.
+//! - `shared`: one mount's state: config, frame channel, counters.
 //! - `config`, `stats`, `event`: settings and the sink's defaults, counters
 //!   and `/state`, what the owner is told.
 //!
@@ -65,10 +75,9 @@
 //! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
 //! builder in `conn` (whose `serve_http` is generic over the stream);
 //! throttling and signed links in `routes`, after the Host check and
-//! before auth; several mounts on one port as a registry of
-//! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
-//! frame rate in `fanout`; `/metrics` from `stats` via a route.
-//! A mount's name is `Config::mount`, the `mount` label of `/metrics`.
+//! before auth; per-viewer frame rate in `fanout`; `/metrics` from `stats`
+//! via a route of the mount (its `Shared::mount` is the label; the
+//! listener's counters are `registry::Listener::counters`).
 
 mod admission;
 mod auth;
@@ -77,10 +86,13 @@ mod conn;
 mod event;
 mod fanout;
 mod host;
+mod index;
 mod io;
 mod listener;
 mod metrics;
+mod mount;
 mod rate;
+mod registry;
 mod routes;
 mod shared;
 mod signed;
@@ -89,29 +101,29 @@ mod stats;
 mod throttle;
 mod tls;
 
-use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
+pub(crate) use config::DEFAULT_DROP_SAME_FRAMES;
 pub use config::{AdvanceHeaders, Config};
 pub(crate) use config::{
     DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
+    DEFAULT_MOUNT, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
     resend_interval_from_ms, timeout_from_secs,
 };
-pub(crate) use config::{DEFAULT_DROP_SAME_FRAMES, DEFAULT_MOUNT};
 pub use event::{EventHandler, ServerEvent};
+#[cfg(any(test, feature = "internals"))]
 pub use listener::bind;
+pub use mount::normalize as normalize_mount;
+pub use registry::JoinError;
 pub use stats::{Format, Stats};
 pub use tls::{TlsError, load as load_tls};
 
 use crate::multipart::writer::Frame;
 use crate::runtime::{RUNTIME, lock};
+use registry::Listener;
 use shared::Shared;
 
 /// Longest [`Server::stop`] waits for the connections to end before
@@ -130,46 +142,68 @@ pub fn sign_url(secret: &[u8], path: &str, ttl_seconds: u32) -> Option<String> {
     signed::sign_url(&key, path, ttl_seconds, now)
 }
 
-/// A running server. Dropping it stops it.
+/// A running server: one mount on a listener, which other servers of
+/// this process may share (see `registry`). Dropping it stops it.
 pub struct Server {
+    listener: Arc<Listener>,
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
-    /// Tells the accept loop to close the port and end every connection.
-    shutdown: Option<oneshot::Sender<()>>,
-    local_addr: SocketAddr,
+    running: bool,
 }
 
 impl Server {
-    /// Serve on `listener` (from [`bind`]) on the shared runtime.
+    /// Serve `config.mount` on `listener` (from [`bind`]) on the shared
+    /// runtime, alone: no other server joins this listener. For tests,
+    /// fuzzing and benchmarks; the element uses [`Server::join`].
+    #[cfg(any(test, feature = "internals"))]
     pub fn start(
-        listener: StdTcpListener,
+        listener: std::net::TcpListener,
         config: Config,
         events: EventHandler,
     ) -> std::io::Result<Server> {
-        let local_addr = listener.local_addr()?;
-        let listener = {
-            let _guard = RUNTIME.enter();
-            TcpListener::from_std(listener)?
-        };
-        let shared = Arc::new(Shared::new(config, events, local_addr));
-        let (shutdown, stop) = oneshot::channel();
-        let task = RUNTIME.spawn(listener::accept_loop(listener, shared.clone(), stop));
+        let listener = Listener::start(listener, config.clone())?;
+        let shared = listener
+            .add(config, events, String::new())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         Ok(Server {
+            listener,
             shared,
-            task: Some(task),
-            shutdown: Some(shutdown),
-            local_addr,
+            running: true,
+        })
+    }
+
+    /// Serve `config.mount` on `host:port`, sharing the listener another
+    /// server of this process runs there (its listener-level settings must
+    /// agree with `config`'s), or binding the port. Port 0 binds a new
+    /// ephemeral port, which later servers join by its number. `owner`
+    /// names this server in other servers' errors.
+    pub fn join(
+        host: &str,
+        port: u16,
+        config: Config,
+        events: EventHandler,
+        owner: &str,
+    ) -> Result<Server, JoinError> {
+        let (listener, shared) = registry::join(host, port, config, events, owner.to_string())?;
+        Ok(Server {
+            listener,
+            shared,
+            running: true,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.listener.local_addr
     }
 
     /// The connection limit in force (`max_connections`, or the one sized
     /// from the descriptor limit).
     pub fn connection_limit(&self) -> usize {
-        self.shared.admission.limit()
+        self.listener.admission.limit()
+    }
+
+    /// How many servers share this one's listener (itself included).
+    pub fn mounts(&self) -> usize {
+        self.listener.mounts().len()
     }
 
     /// Publish a frame to every client (copies `jpeg` once) and return at
@@ -227,20 +261,23 @@ impl Server {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        conn::serve_io(io, peer, self.shared.clone())
+        conn::serve_io(io, peer, self.listener.clone())
     }
 
-    /// Stop accepting, free the port and end every connection task. Unless
-    /// called from a runtime thread, returns once every connection task has
-    /// ended (bounded: after [`STOP_WAIT`] it aborts what is left), so no
-    /// event is reported and no counter moves after it returns.
+    /// Leave the listener. The last server on it stops accepting, frees
+    /// the port and ends every connection task; any other ends its own
+    /// streams (closing delimiter) and leaves the listener serving the
+    /// others. Unless called from a runtime thread, returns once those
+    /// have ended (bounded: after [`STOP_WAIT`] the last server aborts
+    /// what is left), so no event is reported and no counter moves after
+    /// it returns.
     pub fn stop(&mut self) {
-        let Some(mut task) = self.task.take() else {
+        if !std::mem::take(&mut self.running) {
+            return;
+        }
+        let Some(mut task) = registry::leave(&self.listener, &self.shared, STOP_WAIT) else {
             return;
         };
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
         if tokio::runtime::Handle::try_current().is_ok() {
             // Cannot wait here: the accept loop ends its connections on its
             // own; aborting it would drop them unawaited.

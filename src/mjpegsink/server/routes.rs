@@ -17,7 +17,9 @@ use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 
 use super::auth::Verdict;
+use super::index;
 use super::io::ConnFlags;
+use super::registry::Listener;
 use super::shared::Shared;
 use super::snapshot::Freshness;
 use super::throttle;
@@ -113,43 +115,122 @@ pub(super) fn text_response(
         .unwrap_or_else(|_| Response::new(empty()))
 }
 
+/// Answer `req`, and the mount it was routed to, if any (the index page,
+/// `/streams` and a path under no mount are the listener's).
 pub(crate) async fn handle(
-    shared: &Arc<Shared>,
+    listener: &Arc<Listener>,
     req: Request<Incoming>,
+    peer: SocketAddr,
+    flags: Arc<ConnFlags>,
+) -> (Response<Body>, Option<Arc<Shared>>) {
+    let target = listener.route(req.uri().path()).map(|(m, _)| m);
+    let head = req.method() == Method::HEAD;
+
+    // DNS-rebinding protection: the host the request names (`host`).
+    if !listener.hosts.allows_request(&req) {
+        listener
+            .counters
+            .requests_forbidden_host
+            .fetch_add(1, Ordering::Relaxed);
+        let text = "403 Forbidden: this host name is not served (allowed-hosts)\n";
+        let resp = match &target {
+            Some(shared) => text_response(shared, StatusCode::FORBIDDEN, text, head),
+            None => plain_response(StatusCode::FORBIDDEN, text, head),
+        };
+        return (resp, target);
+    }
+
+    let (req, _body) = req.into_parts();
+    let Some((shared, rest)) = listener.route(req.uri.path()) else {
+        return (listing(listener, &req, head), None);
+    };
+    let resp = handle_mount(listener, &shared, rest, &req, peer, flags).await;
+    (resp, Some(shared))
+}
+
+/// The index page and `/streams` when no sink is mounted at `/`; 404 for
+/// any other path under no mount.
+fn listing(listener: &Listener, req: &http::request::Parts, head: bool) -> Response<Body> {
+    let method = &req.method;
+    let page = index::page(listener, req.uri.path());
+    let Some((content_type, text)) = page else {
+        listener
+            .counters
+            .requests_invalid
+            .fetch_add(1, Ordering::Relaxed);
+        return plain_response(StatusCode::NOT_FOUND, "404 Not Found\n", head);
+    };
+    if method != Method::GET && !head {
+        listener
+            .counters
+            .requests_invalid
+            .fetch_add(1, Ordering::Relaxed);
+        let mut r = plain_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405 Method Not Allowed\n",
+            false,
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let len = text.len();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, len)
+        .header(header::CACHE_CONTROL, CACHE_CONTROL)
+        .body(if head { empty() } else { full(text) })
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A text answer of the listener's (no mount, so no CORS).
+fn plain_response(status: StatusCode, text: &str, head: bool) -> Response<Body> {
+    let body = if head {
+        empty()
+    } else {
+        full(text.to_string())
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CONTENT_LENGTH, text.len())
+        .body(body)
+        .unwrap_or_else(|_| Response::new(empty()))
+}
+
+/// A request for `shared`'s mount; `path` is the endpoint below it.
+async fn handle_mount(
+    listener: &Listener,
+    shared: &Arc<Shared>,
+    path: &str,
+    req: &http::request::Parts,
     peer: SocketAddr,
     flags: Arc<ConnFlags>,
 ) -> Response<Body> {
     let c = &shared.counters;
-    let method = req.method();
+    let method = &req.method;
     let head = method == Method::HEAD;
 
-    // DNS-rebinding protection: the host the request names (`host`).
-    if !shared.hosts.allows_request(&req) {
-        c.requests_forbidden_host.fetch_add(1, Ordering::Relaxed);
-        return text_response(
-            shared,
-            StatusCode::FORBIDDEN,
-            "403 Forbidden: this host name is not served (allowed-hosts)\n",
-            head,
-        );
-    }
-
-    // Login throttle: an address with too many failed logins gets 429,
-    // whatever it sends.
+    // Login throttle: an address with too many failed logins (on any
+    // mount of this port) gets 429, whatever it sends.
     let client = throttle::Key::from(throttle::client_addr(
         peer.ip(),
-        req.headers(),
-        &shared.config.trusted_proxies,
+        &req.headers,
+        &listener.config.trusted_proxies,
     ));
     if shared.auth.required()
-        && let Some(left) = shared.throttle.retry_after(client, Instant::now())
+        && let Some(left) = listener.throttle.retry_after(client, Instant::now())
     {
-        c.requests_throttled.fetch_add(1, Ordering::Relaxed);
+        listener
+            .counters
+            .requests_throttled
+            .fetch_add(1, Ordering::Relaxed);
         return throttled_response(shared, left, head);
     }
 
     // CORS preflight (sent without credentials by browsers).
-    if method == Method::OPTIONS && shared.config.allow_origin.is_some() {
+    if *method == Method::OPTIONS && shared.config.allow_origin.is_some() {
         return base_response(shared, StatusCode::NO_CONTENT)
             .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, HEAD, OPTIONS")
             .header(header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization")
@@ -160,20 +241,20 @@ pub(crate) async fn handle(
 
     // Auth: credentials or a signed link.
     let verdict = shared.auth.check(
-        req.uri().path(),
-        req.uri().query(),
-        req.headers().get(header::AUTHORIZATION),
+        req.uri.path(),
+        req.uri.query(),
+        req.headers.get(header::AUTHORIZATION),
         unix_now(),
     );
     if verdict != Verdict::Allowed {
         if verdict.is_failure() {
             c.logins_failed.fetch_add(1, Ordering::Relaxed);
-            shared.throttle.failed(client, Instant::now());
+            listener.throttle.failed(client, Instant::now());
         }
         return refused_response(shared, verdict, head);
     }
 
-    if method != Method::GET && !head {
+    if *method != Method::GET && !head {
         c.requests_invalid.fetch_add(1, Ordering::Relaxed);
         let mut r = text_response(
             shared,
@@ -186,7 +267,7 @@ pub(crate) async fn handle(
         return r;
     }
 
-    match route(req.uri().path(), req.uri().query()) {
+    match route(path, req.uri.query()) {
         Route::Stream {
             advance_headers,
             min_interval,
@@ -196,13 +277,13 @@ pub(crate) async fn handle(
                 shared
                     .config
                     .advance_headers
-                    .applies(req.headers().get(header::USER_AGENT))
+                    .applies(req.headers.get(header::USER_AGENT))
             });
             stream_response(shared, peer, advance, head, flags, min_interval)
         }
         Route::Snapshot(fresh) => {
             c.requests_snapshot.fetch_add(1, Ordering::Relaxed);
-            snapshot::respond(shared, req.headers(), fresh, head, &flags).await
+            snapshot::respond(shared, &req.headers, fresh, head, &flags).await
         }
         Route::Metrics => {
             c.requests_metrics.fetch_add(1, Ordering::Relaxed);

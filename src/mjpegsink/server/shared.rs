@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: MPL-2.0
 
-//! What the [`Server`](super::Server) handle, the connections and the
-//! streaming clients of one server share: its configuration, the channel
-//! the newest frame is published on, the counters and the event handler.
+//! One mount's state, shared by its [`Server`](super::Server) handle, the
+//! requests routed to it and its streaming clients: its configuration, the
+//! channel the newest frame is published on, the counters and the event
+//! handler. What a port's mounts share (socket, admission, TLS, Host rules,
+//! login throttle) is the `registry::Listener`.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::admission::Admission;
 use super::auth::Auth;
-use super::config::{Config, connection_limit};
+use super::config::Config;
 use super::event::{EventHandler, ServerEvent};
-use super::host::HostRules;
-use super::stats::{Counters, Format, Stats};
-use super::throttle::Throttle;
+use super::stats::{Counters, Format, Stats, add_listener_counters};
 use crate::multipart::writer::Frame;
 use crate::runtime::lock;
 
@@ -30,16 +28,18 @@ pub(crate) struct Published {
 
 pub(crate) struct Shared {
     pub(crate) config: Config,
+    /// Where this mount is served (`config.mount`, normalized): `/` or
+    /// `/cam1`. Also the `mount` label of per-mount metrics.
+    pub(crate) mount: String,
+    /// Who registered the mount (the element's name), for error messages.
+    pub(crate) owner: String,
     /// Credentials and signed links.
     pub(crate) auth: Auth,
-    /// Failed logins per address.
-    pub(crate) throttle: Throttle,
     pub(crate) frames: watch::Sender<Published>,
     pub(crate) counters: Arc<Counters>,
-    /// The connection limit and eviction.
-    pub(crate) admission: Arc<Admission>,
-    /// Which hosts requests may name.
-    pub(crate) hosts: HostRules,
+    /// The listener's counters (connections, bytes ...), added to this
+    /// mount's in [`Shared::stats`].
+    pub(crate) listener_counters: Arc<Counters>,
     pub(crate) format: Mutex<Format>,
     /// This start's epoch in snapshot entity tags (see `snapshot`).
     pub(crate) epoch: String,
@@ -48,17 +48,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The state of a server bound to `local`.
-    pub(crate) fn new(config: Config, events: EventHandler, local: SocketAddr) -> Self {
-        let admission = Arc::new(Admission::new(connection_limit(config.max_connections)));
-        let hosts = HostRules::new(local, &config.allowed_hosts);
+    /// A mount served by a listener counting into `listener_counters`.
+    pub(crate) fn new(
+        config: Config,
+        events: EventHandler,
+        owner: String,
+        listener_counters: Arc<Counters>,
+    ) -> Self {
         Shared {
             auth: Auth::new(&config),
-            throttle: Throttle::default(),
+            mount: config.mount.clone(),
+            owner,
             frames: watch::Sender::new(Published::default()),
             counters: Arc::default(),
-            admission,
-            hosts,
+            listener_counters,
             config,
             format: Mutex::new(Format::default()),
             epoch: super::snapshot::epoch(SystemTime::now()),
@@ -68,11 +71,13 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> Stats {
-        self.counters.snapshot(
+        let mut s = self.counters.snapshot(
             self.started.elapsed().as_secs_f64(),
             self.frames.borrow().eos,
             *lock(&self.format),
-        )
+        );
+        add_listener_counters(&mut s, &self.listener_counters);
+        s
     }
 
     /// Seconds since the newest frame was published, if there is one.

@@ -86,6 +86,22 @@ impl Counters {
     }
 }
 
+/// Adds what a shared listener counts for all its mounts (connections,
+/// bytes, refusals before a mount is known) to a mount's copy.
+pub(crate) fn add_listener_counters(s: &mut Stats, c: &Counters) {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    s.bytes_out += l(&c.bytes_out);
+    s.clients_dropped_timeout += l(&c.clients_dropped_timeout);
+    s.requests_invalid += l(&c.requests_invalid);
+    s.connections += l(&c.connections);
+    s.connections_total += l(&c.connections_total);
+    s.connections_evicted += l(&c.connections_evicted);
+    s.connections_refused += l(&c.connections_refused);
+    s.accept_errors += l(&c.accept_errors);
+    s.requests_forbidden_host += l(&c.requests_forbidden_host);
+    s.requests_throttled += l(&c.requests_throttled);
+}
+
 /// A consistent-enough copy of the server's counters.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
