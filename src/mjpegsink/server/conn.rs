@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use super::admission::{Slot, Ticket};
 use super::event::ServerEvent;
 use super::io::{ClientIo, ConnFlags};
-use super::registry::Listener;
+use super::port::Listener;
 use super::routes::handle;
 
 /// hyper's per-connection buffer limit (its minimum is 8 KiB). Also bounds

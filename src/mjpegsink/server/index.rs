@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::registry::Listener;
+use super::port::Listener;
 use super::shared::Shared;
 
 /// `(content type, body)` for `path`, or `None` when `path` is neither

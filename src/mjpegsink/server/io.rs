@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::registry::Listener;
+use super::port::Listener;
 
 /// Per-connection flags shared by the socket wrapper and the response body.
 #[derive(Default)]

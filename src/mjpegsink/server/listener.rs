@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::conn::serve_connection;
 use super::event::ServerEvent;
-use super::registry::Listener;
+use super::port::Listener;
 
 /// Pending listen() connections (many clients may connect at once).
 const LISTEN_BACKLOG: i32 = 1024;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use http::{Response, StatusCode, header};
 
-use super::routes::{Body, CACHE_CONTROL, base_response, empty, full};
+use super::response::{Body, CACHE_CONTROL, base_response, empty, full};
 use super::shared::Shared;
 use super::stats::Stats;
 

@@ -77,7 +77,7 @@
 //! throttling and signed links in `routes`, after the Host check and
 //! before auth; per-viewer frame rate in `fanout`; `/metrics` from `stats`
 //! via a route of the mount (its `Shared::mount` is the label; the
-//! listener's counters are `registry::Listener::counters`).
+//! listener's counters are `port::Listener::counters`).
 
 mod admission;
 mod auth;
@@ -91,8 +91,10 @@ mod io;
 mod listener;
 mod metrics;
 mod mount;
+mod port;
 mod rate;
 mod registry;
+mod response;
 mod routes;
 mod shared;
 mod signed;
@@ -117,13 +119,13 @@ pub use event::{EventHandler, ServerEvent};
 #[cfg(any(test, feature = "internals"))]
 pub use listener::bind;
 pub use mount::normalize as normalize_mount;
-pub use registry::JoinError;
+pub use port::JoinError;
 pub use stats::{Format, Stats};
 pub use tls::{TlsError, load as load_tls};
 
 use crate::multipart::writer::Frame;
 use crate::runtime::{RUNTIME, lock};
-use registry::Listener;
+use port::Listener;
 use shared::Shared;
 
 /// Longest [`Server::stop`] waits for the connections to end before
@@ -160,7 +162,7 @@ impl Server {
         config: Config,
         events: EventHandler,
     ) -> std::io::Result<Server> {
-        let listener = Listener::start(listener, config.clone())?;
+        let listener = registry::start(listener, config.clone())?;
         let shared = listener
             .add(config, events, String::new())
             .map_err(|e| std::io::Error::other(e.to_string()))?;

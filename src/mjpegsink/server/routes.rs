@@ -4,22 +4,19 @@
 //! answers of every endpoint (the stream's body itself comes from
 //! [`super::fanout`]).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::Incoming;
 
 use super::auth::Verdict;
 use super::index;
 use super::io::ConnFlags;
-use super::registry::Listener;
+use super::port::Listener;
+use super::response::{Body, CACHE_CONTROL, base_response, empty, full, parse_bool, text_response};
 use super::shared::Shared;
 use super::snapshot::Freshness;
 use super::throttle;
@@ -27,10 +24,6 @@ use super::{fanout, metrics, rate, snapshot};
 
 /// Basic auth realm.
 const REALM: &str = "mjpegsink";
-
-pub(super) const CACHE_CONTROL: &str = "no-store, no-cache, must-revalidate, max-age=0";
-
-pub(super) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -43,14 +36,6 @@ enum Route {
     State,
     Metrics,
     NotFound,
-}
-
-pub(super) fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 fn route(path: &str, query: Option<&str>) -> Route {
@@ -76,43 +61,6 @@ fn route(path: &str, query: Option<&str>) -> Route {
         ("/metrics", _) => Route::Metrics,
         _ => Route::NotFound,
     }
-}
-
-pub(super) fn empty() -> Body {
-    Empty::new().boxed_unsync()
-}
-
-pub(super) fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).boxed_unsync()
-}
-
-/// Common headers for every response.
-pub(super) fn base_response(shared: &Shared, status: StatusCode) -> http::response::Builder {
-    let mut b = Response::builder().status(status);
-    if let Some(origin) = &shared.config.allow_origin
-        && let Ok(v) = HeaderValue::from_str(origin)
-    {
-        b = b.header(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    b
-}
-
-pub(super) fn text_response(
-    shared: &Shared,
-    status: StatusCode,
-    text: &str,
-    head: bool,
-) -> Response<Body> {
-    let body = if head {
-        empty()
-    } else {
-        full(text.to_string())
-    };
-    base_response(shared, status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header(header::CONTENT_LENGTH, text.len())
-        .body(body)
-        .unwrap_or_else(|_| Response::new(empty()))
 }
 
 /// Answer `req`, and the mount it was routed to, if any (the index page,

@@ -7,7 +7,7 @@
 //! login throttle) is the `registry::Listener`.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
@@ -64,7 +64,7 @@ impl Shared {
             listener_counters,
             config,
             format: Mutex::new(Format::default()),
-            epoch: super::snapshot::epoch(SystemTime::now()),
+            epoch: epoch(SystemTime::now()),
             started: Instant::now(),
             events,
         }
@@ -91,4 +91,13 @@ impl Shared {
     pub(crate) fn emit(&self, ev: ServerEvent) {
         (self.events)(ev)
     }
+}
+
+/// The server's epoch in entity tags: its start as Unix nanoseconds in hex.
+pub(crate) fn epoch(start: SystemTime) -> String {
+    let nanos = start
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{nanos:x}")
 }

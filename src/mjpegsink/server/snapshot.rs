@@ -19,13 +19,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use http::{HeaderMap, Response, StatusCode, header};
 use tokio::sync::watch;
 
 use super::io::ConnFlags;
-use super::routes::{Body, base_response, empty, full, parse_bool, text_response};
+use super::response::{Body, base_response, empty, full, parse_bool, text_response};
 use super::shared::{Published, Shared};
 use crate::multipart::writer::Frame;
 
@@ -62,15 +62,6 @@ impl Freshness {
             _ => {}
         }
     }
-}
-
-/// The server's epoch in entity tags: its start as Unix nanoseconds in hex.
-pub(crate) fn epoch(start: SystemTime) -> String {
-    let nanos = start
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    format!("{nanos:x}")
 }
 
 fn etag(shared: &Shared, f: &Frame) -> String {
@@ -236,6 +227,9 @@ mod tests {
         );
         f.parse_param("max_age", "-1");
         assert_eq!(f.max_age, None);
-        assert_eq!(epoch(UNIX_EPOCH + Duration::from_nanos(255)), "ff");
+        assert_eq!(
+            super::super::shared::epoch(std::time::UNIX_EPOCH + Duration::from_nanos(255)),
+            "ff"
+        );
     }
 }
