@@ -35,8 +35,11 @@
 //! - `admission`: the first check: the connection limit, eviction of the
 //!   oldest idle connection for a newcomer (never a stream).
 //! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
-//!   the rustls configuration from PEM files), hyper's HTTP/1 builder,
-//!   eviction and the keep-alive lifetime.
+//!   the rustls configuration from PEM files, ALPN `h2` and `http/1.1`),
+//!   hyper's HTTP/1 builder or, when TLS negotiated `h2`, its HTTP/2 one
+//!   (`h2`: about one frame buffered per stream, a stalled stream dropped
+//!   after `timeout` without its connection), eviction and the keep-alive
+//!   lifetime.
 //! - `host`: the authority check (DNS-rebinding protection), the first
 //!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
@@ -59,9 +62,7 @@
 //! (hyper's, in `conn`) → authority (`host`, first in `routes::handle`) →
 //! throttle → auth → route.
 //!
-//! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
-//! builder in `conn` (whose `serve_http` is generic over the stream);
-//! throttling and signed links in `routes`, after the Host check and
+//! Where growth lands: throttling and signed links in `routes`, after the Host check and
 //! before auth; several mounts on one port as a registry of
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
@@ -72,6 +73,7 @@ mod config;
 mod conn;
 mod event;
 mod fanout;
+mod h2;
 mod host;
 mod io;
 mod listener;
