@@ -99,6 +99,8 @@ struct Settings {
     // Login throttling and signed links.
     trusted_proxies: Vec<IpAddr>,
     link_secret: Option<String>,
+    // Socket activation.
+    listen_fd: i32,
 }
 
 impl Default for Settings {
@@ -121,6 +123,7 @@ impl Default for Settings {
             tls_key: None,
             trusted_proxies: Vec::new(),
             link_secret: None,
+            listen_fd: server::DEFAULT_LISTEN_FD,
         }
     }
 }
@@ -564,6 +567,17 @@ impl ObjectImpl for MjpegSink {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt::builder("listen-fd")
+                    .nick("Listen FD")
+                    .blurb(
+                        "Serve on this already listening TCP socket passed by the parent \
+                         (systemd socket activation: LISTEN_FDS, descriptors from 3) \
+                         instead of binding host and port; -1 binds",
+                    )
+                    .minimum(-1)
+                    .default_value(server::DEFAULT_LISTEN_FD)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -694,6 +708,7 @@ impl ObjectImpl for MjpegSink {
                 settings.trusted_proxies = proxies;
             }
             "link-secret" => settings.link_secret = non_empty(value),
+            "listen-fd" => settings.listen_fd = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -726,6 +741,7 @@ impl ObjectImpl for MjpegSink {
                 gst::Array::new(settings.trusted_proxies.iter().map(|ip| ip.to_string())).to_value()
             }
             "link-secret" => settings.link_secret.to_value(),
+            "listen-fd" => settings.listen_fd.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -773,23 +789,33 @@ impl BaseSinkImpl for MjpegSink {
         let tls = settings.load_tls()?;
         let https = tls.is_some();
         let port = u16::try_from(settings.port).unwrap_or(0);
-        let listener = server::bind(&settings.host, port).map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
-                gst::ResourceError::Busy
-            } else {
-                gst::ResourceError::OpenWrite
-            };
-            gst::error_msg!(
-                kind,
-                (
-                    "Cannot listen on {}:{}: {}",
-                    settings.host,
-                    settings.port,
-                    e
-                ),
-                ["bind failed: {:?}", e]
-            )
-        })?;
+        let listener = if settings.listen_fd >= 0 {
+            server::inherited(settings.listen_fd).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot serve on listen-fd {}: {}", settings.listen_fd, e),
+                    ["listen-fd failed: {:?}", e]
+                )
+            })?
+        } else {
+            server::bind(&settings.host, port).map_err(|e| {
+                let kind = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    gst::ResourceError::Busy
+                } else {
+                    gst::ResourceError::OpenWrite
+                };
+                gst::error_msg!(
+                    kind,
+                    (
+                        "Cannot listen on {}:{}: {}",
+                        settings.host,
+                        settings.port,
+                        e
+                    ),
+                    ["bind failed: {:?}", e]
+                )
+            })?
+        };
 
         let bound = listener.local_addr().map(|a| a.ip());
         if let Ok(ip) = bound

@@ -31,7 +31,8 @@
 //!
 //! # Layout
 //! A connection travels down this list; each concern has one module.
-//! - `listener`: [`bind`] and the accept loop, which owns every connection.
+//! - `listener`: [`bind`] and the accept loop, which owns every connection;
+//!   `activation`: a listening socket passed by the parent (`listen-fd`).
 //! - `admission`: the first check: the connection limit, eviction of the
 //!   oldest idle connection for a newcomer (never a stream).
 //! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
@@ -67,6 +68,7 @@
 //! listeners keyed by address, each routing to a mount (`Shared`); per-viewer
 //! frame rate in `fanout`; `/metrics` from `stats` via a route.
 
+mod activation;
 mod admission;
 mod auth;
 mod config;
@@ -93,11 +95,12 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use activation::inherited;
 pub use config::{AdvanceHeaders, Config};
 pub(crate) use config::{
-    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
-    resend_interval_from_ms, timeout_from_secs,
+    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_LISTEN_FD, DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
 };
 pub use event::{EventHandler, ServerEvent};
 pub use listener::bind;
