@@ -342,6 +342,7 @@ fn property_metadata() {
         ),
         ("tls-cert", glib::Type::STRING, none.to_value(), rw),
         ("tls-key", glib::Type::STRING, none.to_value(), rw),
+        ("listen-fd", glib::Type::I32, (-1i32).to_value(), rw),
     ];
     let own: Vec<glib::ParamSpec> = e
         .list_properties()

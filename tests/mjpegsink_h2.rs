@@ -85,7 +85,7 @@ fn have_chromium() -> bool {
 }
 
 /// A page of `n` `<img>` streams from the sink; its title reports how many
-/// loaded (`loaded=`) and how many showed at least two different pictures
+/// ever loaded (`loaded=`) and how many showed at least two different pictures
 /// (`updating=`, read back through a canvas, hence CORS). An image from
 /// `hold`, a port that never answers, keeps the page loading, so Chromium
 /// dumps the DOM at its `--timeout` (a multipart image counts as loaded at
@@ -105,16 +105,17 @@ fn grid_page(port: u16, n: usize, hold: u16) -> String {
 <script>
 const imgs = [...document.images].slice(0, -1);
 const seen = imgs.map(() => new Set());
+const loaded = imgs.map(() => false);
 const ctx = document.getElementById('c').getContext('2d', {{willReadFrequently: true}});
 setInterval(() => {{
   imgs.forEach((img, i) => {{
     if (!img.naturalWidth) return;
+    loaded[i] = true;
     ctx.drawImage(img, 0, 0, 16, 12);
     seen[i].add(Array.from(ctx.getImageData(0, 0, 16, 12).data).join(','));
   }});
-  const loaded = imgs.filter(i => i.naturalWidth > 0).length;
   const updating = seen.filter(s => s.size >= 2).length;
-  document.title = 'loaded=' + loaded + ' updating=' + updating + ' sizes=' + seen.map(s => s.size).join(',');
+  document.title = 'loaded=' + loaded.filter(l => l).length + ' updating=' + updating + ' sizes=' + seen.map(s => s.size).join(',');
 }}, 50);
 </script></body></html>"#
     )
@@ -270,7 +271,7 @@ fn stalled_h2_stream_is_dropped_alone() {
         loop {
             let d = tokio::time::timeout_at(deadline.into(), live.data())
                 .await
-                .expect("the live stream stalled")
+                .expect("no drop of the stalled stream while the live one flowed")
                 .expect("the live stream ended")
                 .expect("the live stream failed");
             let _ = live.flow_control().release_capacity(d.len());
