@@ -53,6 +53,8 @@ struct Args {
     ramp: f64,
     https: bool,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Each client opens its own HTTP/2 connection (ALPN `h2`, https only).
+    h2: bool,
 }
 
 /// A client configuration trusting the certificates of a PEM file.
@@ -84,7 +86,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: multiclient --url http://HOST:PORT/PATH [--clients K] [--slow N] \
          [--slow-rate BYTES_PER_S] [--warmup S] [--duration S] [--fps F] [--raw] [--threads T] \
-         [--ramp S] [--cacert PEM]"
+         [--ramp S] [--cacert PEM] [--h2]"
     );
     std::process::exit(2)
 }
@@ -105,6 +107,7 @@ fn parse_args() -> Args {
         ramp: 1.0,
         https: false,
         tls: None,
+        h2: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -129,6 +132,7 @@ fn parse_args() -> Args {
             "--threads" => a.threads = val().parse().unwrap_or_else(|_| usage()),
             "--ramp" => a.ramp = val().parse().unwrap_or_else(|_| usage()),
             "--raw" => a.raw = true,
+            "--h2" => a.h2 = true,
             "--cacert" => a.tls = Some(tls_config(&val())),
             _ => usage(),
         }
@@ -227,6 +231,39 @@ impl<F: FnMut(Option<f64>)> Handler for Parts<'_, F> {
     fn event(&mut self, _ev: Event) {}
 }
 
+/// The body of `GET path` over an HTTP/2 connection on `s`, as a byte
+/// stream: a task moves it into a 16 KiB pipe and opens the stream's
+/// window (h2's default 64 KiB) only for what the pipe took, so a slow
+/// reader is flow-controlled as over HTTP/1.
+async fn h2_stream(s: Box<dyn Io>, a: &Args) -> Result<Box<dyn Io>, String> {
+    let (send, conn) = h2::client::handshake(s).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut send = send.ready().await.map_err(|e| e.to_string())?;
+    let req = http::Request::get(format!("https://{}:{}{}", a.host, a.port, a.path))
+        .header("user-agent", "multiclient")
+        .body(())
+        .map_err(|e| e.to_string())?;
+    let (resp, _) = send.send_request(req, true).map_err(|e| e.to_string())?;
+    let resp = resp.await.map_err(|e| e.to_string())?;
+    if resp.status() != 200 {
+        return Err(format!("status {}", resp.status()));
+    }
+    let mut body = resp.into_body();
+    let (mut tx, rx) = tokio::io::duplex(16 * 1024);
+    tokio::spawn(async move {
+        let _keep = send;
+        while let Some(Ok(d)) = body.data().await {
+            if tx.write_all(&d).await.is_err() {
+                break;
+            }
+            let _ = body.flow_control().release_capacity(d.len());
+        }
+    });
+    Ok(Box::new(rx))
+}
+
 async fn run_client(
     a: Arc<Args>,
     index: usize,
@@ -247,10 +284,15 @@ async fn run_client(
     };
     let _ = tcp.set_nodelay(true);
     let mut s: Box<dyn Io> = if a.https {
-        let Some(config) = a.tls.clone() else {
+        let Some(mut config) = a.tls.clone() else {
             r.error = Some("https needs --cacert".into());
             return r;
         };
+        if a.h2 {
+            let mut c = (*config).clone();
+            c.alpn_protocols = vec![b"h2".to_vec()];
+            config = Arc::new(c);
+        }
         let Ok(name) = rustls::pki_types::ServerName::try_from(a.host.clone()) else {
             r.error = Some(format!("bad TLS name {}", a.host));
             return r;
@@ -268,7 +310,15 @@ async fn run_client(
     } else {
         Box::new(tcp)
     };
-    if !a.raw {
+    if a.h2 {
+        match h2_stream(s, &a).await {
+            Ok(body) => s = body,
+            Err(e) => {
+                r.error = Some(format!("h2: {e}"));
+                return r;
+            }
+        }
+    } else if !a.raw {
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: multiclient\r\n\r\n",
             a.path, a.host, a.port
@@ -283,7 +333,7 @@ async fn run_client(
     let win_end = a.warmup + a.duration;
     let connected_at = t0.elapsed().as_secs_f64();
     let mut nth = 0u64;
-    let mut parser = Reader::new(a.raw);
+    let mut parser = Reader::new(a.raw || a.h2);
     let mut buf = vec![0u8; if slow { 4096 } else { 256 * 1024 }];
     let slow_start = Instant::now();
     let mut slow_bytes = 0f64;

@@ -23,7 +23,7 @@ Usage:
     bench/sink_bench.py [--ks 1,10,100,1000] [--vga-k 1000] [--duration 10]
                         [--warmup 4] [--servers mjpegsink,tcpserversink]
                         [--no-slow] [--slow-servers mjpegsink,mjpegsink-unsent-limit-0,tcpserversink]
-                        [--no-build] [--client-threads 1] [--tls]
+                        [--no-build] [--client-threads 1] [--tls] [--h2]
                         [--mounts 1x100,2x50] [--mounts-size 1280x720]
 `--mounts` compares mounts on one port: each MxK runs one encoder, a `tee`
 into M mjpegsinks sharing one port (mount=/m0 ... /m<M-1>), and K clients
@@ -32,7 +32,9 @@ x 100 clients against 2 mounts x 50, in the same run. Only these runs are
 made when `--mounts` is given.
 `--tls` adds the server mjpegsink-tls (HTTPS with a fresh self-signed
 certificate, read by the clients over TLS) to every run, so the cost of TLS
-is measured in the same run as plain mjpegsink.
+is measured in the same run as plain mjpegsink. `--h2` adds mjpegsink-h2:
+the same HTTPS sink read over HTTP/2 (one h2 connection per client, ALPN
+`h2`); it may also be named in `--slow-servers`.
 Prints progress on stderr and a Markdown table on stdout.
 """
 
@@ -119,7 +121,7 @@ def tls_files():
 
 
 def sink(server, port):
-    if server == "mjpegsink-tls":
+    if server in ("mjpegsink-tls", "mjpegsink-h2"):
         cert, key = tls_files()
         return f"mjpegsink host=127.0.0.1 port={port} tls-cert={cert} tls-key={key}"
     if server == "mjpegsink":
@@ -153,7 +155,8 @@ def run(server, width, height, k, slow, args):
             return {"cpu": 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0), "rss": rss_mib(proc.pid)}
         if not wait_port(port):
             raise RuntimeError(f"{server} did not listen: {proc.stderr.read1().decode()}")
-        scheme = "https" if server == "mjpegsink-tls" else "http"
+        tls = server in ("mjpegsink-tls", "mjpegsink-h2")
+        scheme = "https" if tls else "http"
         cmd = [
             CLIENT,
             "--url", f"{scheme}://127.0.0.1:{port}/stream",
@@ -167,8 +170,10 @@ def run(server, width, height, k, slow, args):
             cmd += ["--slow", "1", "--slow-rate", str(args.slow_rate)]
         if server == "tcpserversink":
             cmd.append("--raw")
-        if server == "mjpegsink-tls":
+        if tls:
             cmd += ["--cacert", tls_files()[0]]
+        if server == "mjpegsink-h2":
+            cmd.append("--h2")
         client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(args.warmup)
         t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
@@ -303,6 +308,7 @@ def main():
     ap.add_argument("--mounts", default="",
                     help="MxK,...: M mounts on one port x K clients each (only these runs)")
     ap.add_argument("--mounts-size", default="1280x720")
+    ap.add_argument("--h2", action="store_true", help="also run mjpegsink over HTTP/2 (HTTPS)")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -322,6 +328,8 @@ def main():
     servers = args.servers.split(",")
     if args.tls and "mjpegsink-tls" not in servers:
         servers.append("mjpegsink-tls")
+    if args.h2 and "mjpegsink-h2" not in servers:
+        servers.append("mjpegsink-h2")
     ks = [int(k) for k in args.ks.split(",") if k]
     runs = [(1280, 720, k) for k in ks]
     if args.vga_k:

@@ -345,6 +345,7 @@ fn property_metadata() {
         ("drop-same-frames", glib::Type::U32, 0u32.to_value(), rw),
         ("clients", glib::Type::U32, 0u32.to_value(), ro),
         ("mount", glib::Type::STRING, Some("/").to_value(), rw),
+        ("listen-fd", glib::Type::I32, (-1i32).to_value(), rw),
     ];
     let own: Vec<glib::ParamSpec> = e
         .list_properties()

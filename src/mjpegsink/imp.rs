@@ -448,6 +448,17 @@ impl ObjectImpl for MjpegSink {
                     .default_value(Some(DEFAULT_MOUNT))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt::builder("listen-fd")
+                    .nick("Listen FD")
+                    .blurb(
+                        "Serve on this already listening TCP socket passed by the parent \
+                         (systemd socket activation: LISTEN_FDS, descriptors from 3) \
+                         instead of binding host and port; -1 binds",
+                    )
+                    .minimum(-1)
+                    .default_value(server::DEFAULT_LISTEN_FD)
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPERTIES.as_ref()
@@ -594,6 +605,7 @@ impl ObjectImpl for MjpegSink {
                     ),
                 }
             }
+            "listen-fd" => settings.listen_fd = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -631,6 +643,7 @@ impl ObjectImpl for MjpegSink {
             "link-secret" => settings.link_secret.to_value(),
             "drop-same-frames" => settings.drop_same_frames.to_value(),
             "mount" => settings.mount.to_value(),
+            "listen-fd" => settings.listen_fd.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -699,13 +712,24 @@ impl BaseSinkImpl for MjpegSink {
             }
         });
         let name = self.obj().name();
-        let server = Server::join(
-            &settings.host,
-            port,
-            settings.server_config(tls),
-            events,
-            &name,
-        )
+        let server = if settings.listen_fd >= 0 {
+            let socket = server::inherited(settings.listen_fd).map_err(|e| {
+                gst::error_msg!(
+                    gst::ResourceError::OpenWrite,
+                    ("Cannot serve on listen-fd {}: {}", settings.listen_fd, e),
+                    ["listen-fd failed: {:?}", e]
+                )
+            })?;
+            Server::join_socket(socket, settings.server_config(tls), events, &name)
+        } else {
+            Server::join(
+                &settings.host,
+                port,
+                settings.server_config(tls),
+                events,
+                &name,
+            )
+        }
         .map_err(|e| join_error(&settings, e))?;
 
         let ip = server.local_addr().ip();

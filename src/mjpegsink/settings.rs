@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use gst::glib;
 
 use super::server::{
-    self, DEFAULT_BOUNDARY, DEFAULT_DROP_SAME_FRAMES, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MOUNT, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
-    JoinError,
+    self, DEFAULT_BOUNDARY, DEFAULT_DROP_SAME_FRAMES, DEFAULT_LISTEN_FD, DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MOUNT, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_UNSENT_LIMIT, JoinError,
 };
 
 // Only the element binds, so these two defaults live here; every other
@@ -86,6 +86,8 @@ pub(super) struct Settings {
     // Mounts.
     pub(super) mount: String,
     pub(super) drop_same_frames: u32,
+    /// Serve on this inherited listening socket instead of binding (-1).
+    pub(super) listen_fd: i32,
 }
 
 impl Default for Settings {
@@ -110,6 +112,7 @@ impl Default for Settings {
             link_secret: None,
             mount: DEFAULT_MOUNT.to_string(),
             drop_same_frames: DEFAULT_DROP_SAME_FRAMES,
+            listen_fd: DEFAULT_LISTEN_FD,
         }
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod attack;
 pub mod camera;
+pub mod h2client;
 pub mod hostile;
 pub mod http;
 pub mod jpeg;

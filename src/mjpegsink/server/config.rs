@@ -31,6 +31,10 @@ pub const DEFAULT_MAX_CONNECTIONS: u32 = 0;
 /// often it sent a new request (nginx's `keepalive_time`, 1 h there).
 pub const DEFAULT_KEEP_ALIVE_MAX: Duration = Duration::from_secs(60);
 
+/// Default `listen-fd`: -1 = bind `host`:`port` instead of serving on a
+/// passed socket.
+pub const DEFAULT_LISTEN_FD: i32 = -1;
+
 // Login throttling and signed links (`throttle`, `signed`).
 /// Failed logins from one address within [`THROTTLE_WINDOW`] after which
 /// it is answered 429 until the window is over.

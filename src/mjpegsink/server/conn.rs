@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 
 //! One connection: socket options, TLS, the byte-stream wrapper and hyper's
-//! HTTP/1 connection, which hands every request to [`super::routes`]; it
-//! closes when admission evicts it, and stops taking requests once it is
+//! HTTP/1 connection, or its HTTP/2 one when TLS negotiated `h2` (see
+//! `h2`), which hands every request to [`super::routes`]; it closes when
+//! admission evicts it, and stops taking requests once it is
 //! `keep_alive_max` old.
 
 use std::convert::Infallible;
@@ -11,15 +12,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::Request;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http::{Request, Response};
 use http_body_util::BodyExt as _;
+use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::admission::{Slot, Ticket};
+use super::admission::{Busy, Slot, Ticket};
 use super::event::ServerEvent;
+use super::h2::{StallBody, StreamExec};
 use super::io::{ClientIo, ConnFlags};
 use super::port::Listener;
 use super::routes::handle;
@@ -53,7 +59,14 @@ pub(crate) async fn serve_connection(
         () = slot.evicted() => return,
     };
     match handshake {
-        Ok(Ok(stream)) => serve_http(stream, peer, listener, slot).await,
+        Ok(Ok(stream)) => {
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(super::tls::H2);
+            if h2 {
+                serve_h2(stream, peer, listener, slot).await
+            } else {
+                serve_http(stream, peer, listener, slot).await
+            }
+        }
         Ok(Err(e)) => {
             if e.kind() == std::io::ErrorKind::InvalidData {
                 listener
@@ -94,33 +107,13 @@ where
     let svc_listener = listener.clone();
     let svc_slot = slot.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let listener = svc_listener.clone();
-        let flags = flags.clone();
-        // Not evictable until hyper is done with the response body.
-        let busy = svc_slot.busy();
-        async move {
-            let method = req.method().clone();
-            let uri = req.uri().to_string();
-            let (resp, mount) = handle(&listener, req, peer, flags).await;
-            let ev = ServerEvent::Request {
-                peer,
-                method,
-                uri,
-                status: resp.status(),
-            };
-            match mount {
-                Some(mount) => mount.emit(ev),
-                None => listener.emit(|| ev.clone()),
-            }
-            let resp = resp.map(|body| {
-                body.map_frame(move |f| {
-                    let _busy = &busy;
-                    f
-                })
-                .boxed_unsync()
-            });
-            Ok::<_, Infallible>(resp)
-        }
+        respond(
+            svc_listener.clone(),
+            req,
+            peer,
+            flags.clone(),
+            svc_slot.busy(),
+        )
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -136,7 +129,84 @@ where
         .title_case_headers(true)
         .auto_date_header(false)
         .serve_connection(TokioIo::new(io), svc);
-    let mut conn = std::pin::pin!(conn);
+    let conn = std::pin::pin!(conn);
+    drive(conn, |c| c.graceful_shutdown(), peer, &listener, &slot).await;
+}
+
+/// A response body as hyper serves it.
+pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One request: routed, reported, and its body kept the connection busy
+/// (not evictable) until hyper is done with it.
+async fn respond(
+    listener: Arc<Listener>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    flags: Arc<ConnFlags>,
+    busy: Busy,
+) -> Result<Response<Body>, Infallible> {
+    let method = req.method().clone();
+    let uri = req.uri().to_string();
+    let (resp, mount) = handle(&listener, req, peer, flags).await;
+    let ev = ServerEvent::Request {
+        peer,
+        method,
+        uri,
+        status: resp.status(),
+    };
+    match mount {
+        Some(mount) => mount.emit(ev),
+        None => listener.emit(|| ev.clone()),
+    }
+    let resp = resp.map(|body| {
+        body.map_frame(move |f| {
+            let _busy = &busy;
+            f
+        })
+        .boxed_unsync()
+    });
+    Ok(resp)
+}
+
+/// One HTTP/2 connection over TLS (see `h2`), until it ends or `slot` is
+/// evicted; its stream tasks end before this returns.
+async fn serve_h2<S>(stream: S, peer: SocketAddr, listener: Arc<Listener>, slot: Arc<Slot>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_flags = Arc::new(ConnFlags::default());
+    let io = ClientIo::new(stream, listener.clone(), conn_flags);
+    let exec = StreamExec::new(listener.clone());
+    let svc_exec = exec.clone();
+    let svc_listener = listener.clone();
+    let svc_slot = slot.clone();
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        // Called right before hyper hands this stream's task to `exec`.
+        let (flags, watch) = svc_exec.request();
+        let resp = respond(svc_listener.clone(), req, peer, flags, svc_slot.busy());
+        async move {
+            let resp = resp.await?;
+            Ok::<_, Infallible>(resp.map(|body| StallBody::new(body, watch)))
+        }
+    });
+    let conn =
+        super::h2::builder(exec.clone(), MAX_BUF_SIZE).serve_connection(TokioIo::new(io), svc);
+    let conn = std::pin::pin!(conn);
+    drive(conn, |c| c.graceful_shutdown(), peer, &listener, &slot).await;
+    exec.shutdown().await;
+}
+
+/// Runs a connection until it ends, is evicted, or (retired at
+/// `keep_alive_max`) has answered what it was answering; reports its error.
+async fn drive<C>(
+    mut conn: Pin<&mut C>,
+    graceful_shutdown: impl Fn(Pin<&mut C>),
+    peer: SocketAddr,
+    listener: &Listener,
+    slot: &Slot,
+) where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
     // However often it sends a new request, a connection that is not
     // streaming closes once it is this old: the request in progress (a
     // stream included) is answered, no further one is read.
@@ -148,7 +218,7 @@ where
             () = slot.evicted() => return,
             () = &mut retire, if !retiring => {
                 retiring = true;
-                conn.as_mut().graceful_shutdown();
+                graceful_shutdown(conn.as_mut());
             }
         }
     };

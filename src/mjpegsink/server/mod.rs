@@ -41,11 +41,15 @@
 //! - `mount`: mount paths and the longest-prefix match on a `/` boundary.
 //! - `index`: `/` and `/streams` of a port with no server mounted at `/`.
 //! - `listener`: `bind` and the accept loop, which owns every connection.
+//!   `activation`: a listening socket passed by the parent (`listen-fd`).
 //! - `admission`: the first check: the connection limit, eviction of the
 //!   oldest idle connection for a newcomer (never a stream).
 //! - `conn`: one connection: socket options, TLS (`tls`: the acceptor and
-//!   the rustls configuration from PEM files), hyper's HTTP/1 builder,
-//!   eviction and the keep-alive lifetime.
+//!   the rustls configuration from PEM files, ALPN `h2` and `http/1.1`),
+//!   hyper's HTTP/1 builder or, when TLS negotiated `h2`, its HTTP/2 one
+//!   (`h2`: about one frame buffered per stream, a stalled stream dropped
+//!   after `timeout` without its connection), eviction and the keep-alive
+//!   lifetime.
 //! - `host`: the authority check (DNS-rebinding protection), the first
 //!   step of `routes`.
 //! - `io`: the byte stream under hyper: byte accounting, write-stall timeout.
@@ -72,19 +76,20 @@
 //! (hyper's, in `conn`) → authority (`host`, first in `routes::handle`) →
 //! throttle → auth → route.
 //!
-//! Where growth lands: `h2` in `tls::ALPN` and hyper's auto (HTTP/1 + 2)
-//! builder in `conn` (whose `serve_http` is generic over the stream);
+//! Where growth lands: HTTP/2 in `h2` (chosen by ALPN in `conn`);
 //! throttling and signed links in `routes`, after the Host check and
 //! before auth; per-viewer frame rate in `fanout`; `/metrics` from `stats`
 //! via a route of the mount (its `Shared::mount` is the label; the
 //! listener's counters are `port::Listener::counters`).
 
+mod activation;
 mod admission;
 mod auth;
 mod config;
 mod conn;
 mod event;
 mod fanout;
+mod h2;
 mod host;
 mod index;
 mod io;
@@ -103,17 +108,18 @@ mod stats;
 mod throttle;
 mod tls;
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+pub use activation::inherited;
 pub(crate) use config::DEFAULT_DROP_SAME_FRAMES;
 pub use config::{AdvanceHeaders, Config};
 pub(crate) use config::{
-    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MOUNT, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS, DEFAULT_UNSENT_LIMIT,
-    resend_interval_from_ms, timeout_from_secs,
+    DEFAULT_ADVANCE_HEADERS, DEFAULT_BOUNDARY, DEFAULT_LISTEN_FD, DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MOUNT, DEFAULT_RESEND_INTERVAL_MS, DEFAULT_TIMEOUT_SECS,
+    DEFAULT_UNSENT_LIMIT, resend_interval_from_ms, timeout_from_secs,
 };
 pub use event::{EventHandler, ServerEvent};
 #[cfg(any(test, feature = "internals"))]
@@ -186,6 +192,22 @@ impl Server {
         owner: &str,
     ) -> Result<Server, JoinError> {
         let (listener, shared) = registry::join(host, port, config, events, owner.to_string())?;
+        Ok(Server {
+            listener,
+            shared,
+            running: true,
+        })
+    }
+
+    /// Like [`Server::join`], on `socket`, a listening socket passed by the
+    /// parent (see [`inherited`]).
+    pub fn join_socket(
+        socket: StdTcpListener,
+        config: Config,
+        events: EventHandler,
+        owner: &str,
+    ) -> Result<Server, JoinError> {
+        let (listener, shared) = registry::join_socket(socket, config, events, owner.to_string())?;
         Ok(Server {
             listener,
             shared,

@@ -124,6 +124,38 @@ pub(crate) fn join(
     Ok((listener, shared))
 }
 
+/// Serve `config.mount` on `socket`, a listening socket passed by the
+/// parent (`listen-fd`): join the listener already serving its address, or
+/// start one on it.
+pub(crate) fn join_socket(
+    socket: StdTcpListener,
+    config: Config,
+    events: EventHandler,
+    owner: String,
+) -> Result<(Arc<Listener>, Arc<Shared>), JoinError> {
+    if super::mount::normalize(&config.mount).is_none() {
+        return Err(JoinError::BadMount(config.mount));
+    }
+    let addr = socket.local_addr().map_err(JoinError::Bind)?;
+    let mut registry = lock(&REGISTRY);
+    if let Some(listener) = registry.get(&addr) {
+        if let Some(first) = listener.mounts().first()
+            && let Some(setting) = conflict(&listener.config, &config)
+        {
+            return Err(JoinError::Conflict {
+                setting,
+                other: first.owner.clone(),
+            });
+        }
+        let shared = listener.add(config, events, owner)?;
+        return Ok((listener.clone(), shared));
+    }
+    let listener = start(socket, config.clone()).map_err(JoinError::Start)?;
+    let shared = listener.add(config, events, owner)?;
+    registry.insert(listener.local_addr, listener.clone());
+    Ok((listener, shared))
+}
+
 /// Unregister `mount` from `listener`. The last mount out closes the port
 /// (before this returns) and gets the accept loop's task to wait for; any
 /// other ends the streams of its mount (they get the closing delimiter)

@@ -5,9 +5,9 @@
 //! to the HTTPS port with a `400` saying so (as nginx does) instead of
 //! leaving the client hanging.
 //!
-//! ALPN offers [`ALPN`]; the connection code above is generic over the byte
-//! stream, so offering `h2` is adding it there once hyper's auto builder
-//! serves the connection.
+//! ALPN offers [`ALPN`]: `h2` first (served by `conn` with hyper's HTTP/2
+//! builder, see `h2`), then `http/1.1`; a client that offers no ALPN gets
+//! HTTP/1.
 
 use std::fmt;
 use std::io;
@@ -25,7 +25,9 @@ use tokio_rustls::server::TlsStream;
 use crate::net::NoSigPipe;
 
 /// Protocols offered by ALPN, most preferred first.
-pub(crate) const ALPN: &[&[u8]] = &[b"http/1.1"];
+pub(crate) const ALPN: &[&[u8]] = &[H2, b"http/1.1"];
+/// ALPN's name of HTTP/2 (served by `h2`).
+pub(crate) const H2: &[u8] = b"h2";
 
 /// The first byte of a TLS record carrying a handshake (a ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
