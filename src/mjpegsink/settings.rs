@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 
 use gst::glib;
+use gst::prelude::*;
 
 use super::server::{
     self, DEFAULT_BOUNDARY, DEFAULT_DROP_SAME_FRAMES, DEFAULT_LISTEN_FD, DEFAULT_MAX_CLIENTS,
@@ -273,4 +274,249 @@ mod tests {
             assert_eq!(exposure_warning(ip(open), false, true, false), None);
         }
     }
+}
+
+/// The element's own properties, for `ObjectImpl::properties`.
+pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
+    vec![
+        glib::ParamSpecString::builder("host")
+            .nick("Host")
+            .blurb(
+                "Address or host name to listen on; 0.0.0.0 or :: to serve every \
+                 interface",
+            )
+            .default_value(Some(DEFAULT_HOST))
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("port")
+            .nick("Port")
+            .blurb(
+                "TCP port to listen on; 0 picks a free port, readable from \
+                 current-port",
+            )
+            .minimum(0)
+            .maximum(65535)
+            .default_value(DEFAULT_PORT)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("current-port")
+            .nick("Current port")
+            .blurb("TCP port the server listens on, 0 when not listening")
+            .minimum(0)
+            .maximum(65535)
+            .default_value(0)
+            .read_only()
+            .build(),
+        glib::ParamSpecString::builder("boundary")
+            .nick("Boundary")
+            .blurb(
+                "Multipart boundary, without the leading dashes: 1-70 characters \
+                 from A-Z a-z 0-9 ' + - . _",
+            )
+            .default_value(Some(DEFAULT_BOUNDARY))
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("max-clients")
+            .nick("Max clients")
+            .blurb(
+                "Streaming clients served at once; further ones get 503 \
+                 Service Unavailable. 0 = no limit",
+            )
+            .default_value(DEFAULT_MAX_CLIENTS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("user-id")
+            .nick("User ID")
+            .blurb(
+                "User name required (HTTP Basic authentication) on every endpoint \
+                 when user-id or user-pw is set",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("user-pw")
+            .nick("User password")
+            .blurb(
+                "Password required (HTTP Basic authentication) on every endpoint \
+                 when user-id or user-pw is set",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("allow-origin")
+            .nick("Allow origin")
+            .blurb(
+                "Value of the Access-Control-Allow-Origin header (CORS), e.g. * ; \
+                 none sends no CORS headers",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("timeout")
+            .nick("Timeout")
+            .blurb(
+                "Drop a client whose socket accepts no data for this many seconds; \
+                 0 = never",
+            )
+            .default_value(DEFAULT_TIMEOUT_SECS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("resend-interval")
+            .nick("Resend interval")
+            .blurb(
+                "Resend the newest frame to a client that got nothing new for this \
+                 many milliseconds (keeps idle connections and WebKit happy); \
+                 0 = off",
+            )
+            .default_value(DEFAULT_RESEND_INTERVAL_MS)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("unsent-limit")
+            .nick("Unsent limit")
+            .blurb(
+                "Bytes the kernel may hold unsent per client (TCP_NOTSENT_LOWAT) \
+                 before the client counts as busy and skips frames; keeps slow \
+                 clients close to live. 0 = OS default buffering",
+            )
+            .default_value(DEFAULT_UNSENT_LIMIT)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecEnum::builder_with_default("advance-headers", AdvanceHeaders::default())
+            .nick("Advance headers")
+            .blurb(
+                "Which clients get each part's headers right after the preceding \
+             delimiter, without Content-Length (ustreamer's advance_headers: \
+             Chrome then shows a frame as soon as it arrives instead of one frame \
+             late); a ?advance_headers=0/1 query overrides",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("drop-same-frames")
+            .nick("Drop same frames")
+            .blurb(
+                "Skip up to this many consecutive frames byte-identical to the one \
+                 a client got last (static scenes cost no bandwidth), still sending \
+                 one at least every resend-interval; 0 = send every frame",
+            )
+            .default_value(DEFAULT_DROP_SAME_FRAMES)
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecUInt::builder("clients")
+            .nick("Clients")
+            .blurb(
+                "Streaming clients connected now; notify::clients is emitted from \
+                 a thread of the element's when it changes",
+            )
+            .read_only()
+            .build(),
+        glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+            .nick("Statistics")
+            .blurb(
+                "Counters of the server as a mjpegsink-stats structure: clients, \
+                 clients-total, frames-in, frames-out, frames-resent, frames-skipped, \
+                 bytes-out, clients-dropped-timeout, clients-rejected-max, \
+                 requests-unauthorized, requests-snapshot, requests-state, \
+                 requests-invalid, connections, connections-total, \
+                 connections-evicted, connections-refused, accept-errors, \
+                 requests-forbidden-host, logins-failed, requests-throttled, \
+                 frames-skipped-busy (= frames-skipped), frames-skipped-rate, \
+                 frames-skipped-same, requests-stream, requests-metrics, \
+                 snapshots-not-modified, snapshots-timed-out (guint64), \
+                 uptime (gdouble, s), eos (gboolean), width, height (guint)",
+            )
+            .read_only()
+            .build(),
+        glib::ParamSpecUInt::builder("max-connections")
+            .nick("Max connections")
+            .blurb(
+                "TCP connections open at once, streaming or not. At the limit the \
+                 oldest connection that is neither streaming nor answering a request \
+                 is closed to admit a new one; when all are busy the new one is \
+                 closed. 0 = half the process's open-file limit (RLIMIT_NOFILE)",
+            )
+            .default_value(DEFAULT_MAX_CONNECTIONS)
+            .mutable_ready()
+            .build(),
+        gst::ParamSpecArray::builder("allowed-hosts")
+            .nick("Allowed hosts")
+            .blurb(
+                "Host names (optionally host:port) requests may name in Host or an \
+                 absolute URL, besides localhost, *.localhost, 127.0.0.0/8 and ::1; \
+                 others get 403 (DNS-rebinding protection). Applies when bound to a \
+                 loopback address, or when not empty. Example: <\"cam.lan\">",
+            )
+            .element_spec(
+                &glib::ParamSpecString::builder("allowed-host")
+                    .nick("Allowed host")
+                    .blurb("Host name or address, optionally with :port")
+                    .build(),
+            )
+            .mutable_ready()
+            .build(),
+        gst::ParamSpecArray::builder("trusted-proxies")
+            .nick("Trusted proxies")
+            .blurb(
+                "Addresses of reverse proxies: for requests from these peers only, \
+                 the login throttle counts by the last X-Forwarded-For hop instead of \
+                 the peer. Example: <\"127.0.0.1\">",
+            )
+            .element_spec(
+                &glib::ParamSpecString::builder("trusted-proxy")
+                    .nick("Trusted proxy")
+                    .blurb("IPv4 or IPv6 address of a reverse proxy")
+                    .build(),
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("tls-cert")
+            .nick("TLS certificate")
+            .blurb(
+                "PEM file with the server certificate (chain); with tls-key, the \
+                 server speaks HTTPS only",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("tls-key")
+            .nick("TLS key")
+            .blurb(
+                "PEM file with the private key of tls-cert; with tls-cert, the \
+                 server speaks HTTPS only",
+            )
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecString::builder("link-secret")
+            .nick("Link secret")
+            .blurb(
+                "Key of signed links: a URL with exp=<unix seconds>&sig=<hex \
+                 HMAC-SHA256 of \"<path>\\n<exp>\"> opens that path without \
+                 credentials until exp (see the sign-url signal). When set without \
+                 user-id/user-pw, only signed links are served",
+            )
+            .mutable_ready()
+            .build(),
+        // Mounts.
+        glib::ParamSpecString::builder("mount")
+            .nick("Mount")
+            .blurb(
+                "Path prefix of this sink's endpoints (/cam1: /cam1, /cam1/stream, \
+                 /cam1/snapshot, /cam1/state, /cam1?action=stream). Sinks of one \
+                 process with the same host and port share the port, each under its \
+                 own mount, if tls-cert, tls-key, max-connections, allowed-hosts, \
+                 trusted-proxies, timeout and unsent-limit agree; with no sink at /, \
+                 / is an index page of the mounts and /streams a JSON list. With \
+                 port=0, a second sink joins the first by setting port to its \
+                 current-port",
+            )
+            .default_value(Some(DEFAULT_MOUNT))
+            .mutable_ready()
+            .build(),
+        glib::ParamSpecInt::builder("listen-fd")
+            .nick("Listen FD")
+            .blurb(
+                "Serve on this already listening TCP socket passed by the parent \
+                 (systemd socket activation: LISTEN_FDS, descriptors from 3) \
+                 instead of binding host and port; -1 binds",
+            )
+            .minimum(-1)
+            .default_value(server::DEFAULT_LISTEN_FD)
+            .mutable_ready()
+            .build(),
+    ]
 }
