@@ -254,28 +254,6 @@ pub(super) fn join_error(settings: &Settings, e: JoinError) -> gst::ErrorMessage
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exposure_warnings() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
-            assert_eq!(exposure_warning(ip(lo), false, false, false), None, "{lo}");
-            assert_eq!(exposure_warning(ip(lo), true, false, false), None, "{lo}");
-        }
-        for open in ["0.0.0.0", "::", "192.168.1.2", "2001:db8::1"] {
-            let w = exposure_warning(ip(open), true, false, false).unwrap_or_default();
-            assert!(w.contains("credentials travel in cleartext"), "{open}: {w}");
-            let w = exposure_warning(ip(open), false, false, false).unwrap_or_default();
-            assert!(w.starts_with("no credentials"), "{open}: {w}");
-            assert_eq!(exposure_warning(ip(open), true, false, true), None);
-            assert_eq!(exposure_warning(ip(open), false, true, false), None);
-        }
-    }
-}
-
 /// The element's own properties, for `ObjectImpl::properties`.
 pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
     vec![
@@ -519,4 +497,26 @@ pub(super) fn param_specs() -> Vec<glib::ParamSpec> {
             .mutable_ready()
             .build(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposure_warnings() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        for lo in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(exposure_warning(ip(lo), false, false, false), None, "{lo}");
+            assert_eq!(exposure_warning(ip(lo), true, false, false), None, "{lo}");
+        }
+        for open in ["0.0.0.0", "::", "192.168.1.2", "2001:db8::1"] {
+            let w = exposure_warning(ip(open), true, false, false).unwrap_or_default();
+            assert!(w.contains("credentials travel in cleartext"), "{open}: {w}");
+            let w = exposure_warning(ip(open), false, false, false).unwrap_or_default();
+            assert!(w.starts_with("no credentials"), "{open}: {w}");
+            assert_eq!(exposure_warning(ip(open), true, false, true), None);
+            assert_eq!(exposure_warning(ip(open), false, true, false), None);
+        }
+    }
 }
