@@ -87,8 +87,9 @@ deny: check-cargo
 test-integration: integration-deps test-install deny
 	$(CARGO) test --test mjpegsink_browser --test nginx -- --ignored --test-threads=1
 
-## tests/install.sh; with MESON_TEST=1 (the default) it also runs `meson test`,
-## i.e. the cargo suite once more through meson (about a minute once built).
+## tests/install.sh; with MESON_TEST=1 (the default) it also runs
+## `meson test --suite quick` (unit tests, gst-inspect and the README's
+## gst-check tests, built through meson; the whole suite is `make test`).
 MESON_TEST ?= 1
 test-install: integration-deps
 	CARGO=$(CARGO) MESON_TEST=$(MESON_TEST) bash tests/install.sh
