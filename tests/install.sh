@@ -64,9 +64,12 @@ echo "install: meson installed ${installed#"$tmp/prefix/"}"
 passed=$((passed + 1))
 finds_plugin_in "$plugindir"
 
-meson test -C "$tmp/build" --list 2>/dev/null | grep -qx cargo-test ||
-  fail "meson test --list has no cargo-test"
-echo "install: ok: meson test --list has cargo-test"
+# Lines are "<project>:<suite> / <test>".
+tests=$(meson test -C "$tmp/build" --list 2>/dev/null)
+for t in cargo-test cargo-test-quick; do
+  printf '%s\n' "$tests" | grep -q "/ $t\$" || fail "meson test --list has no $t"
+done
+echo "install: ok: meson test --list has cargo-test and cargo-test-quick"
 passed=$((passed + 1))
 if [ "${MESON_TEST:-0}" = 1 ]; then
   meson test -C "$tmp/build" --suite quick --print-errorlogs || fail "meson test"
