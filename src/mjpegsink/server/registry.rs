@@ -81,6 +81,26 @@ pub(crate) fn start(socket: StdTcpListener, config: Config) -> io::Result<Arc<Li
     Ok(listener)
 }
 
+/// Add `config.mount` to a registered `listener`, whose listener-level
+/// settings must agree with `config`'s.
+fn add_to(
+    listener: &Arc<Listener>,
+    config: Config,
+    events: EventHandler,
+    owner: String,
+) -> Result<(Arc<Listener>, Arc<Shared>), JoinError> {
+    if let Some(first) = listener.mounts().first()
+        && let Some(setting) = conflict(&listener.config, &config)
+    {
+        return Err(JoinError::Conflict {
+            setting,
+            other: first.owner.clone(),
+        });
+    }
+    let shared = listener.add(config, events, owner)?;
+    Ok((listener.clone(), shared))
+}
+
 /// Serve `config.mount` on `host:port`: join the listener already bound
 /// there (its listener-level settings must agree), or bind one. Port 0
 /// always binds a new (ephemeral) port, which later sinks join by its
@@ -106,16 +126,7 @@ pub(crate) fn join(
     addrs.sort_by_key(|a| a.is_ipv6());
     let mut registry = lock(&REGISTRY);
     if let Some(listener) = addrs.iter().find_map(|a| registry.get(a)) {
-        if let Some(first) = listener.mounts().first()
-            && let Some(setting) = conflict(&listener.config, &config)
-        {
-            return Err(JoinError::Conflict {
-                setting,
-                other: first.owner.clone(),
-            });
-        }
-        let shared = listener.add(config, events, owner)?;
-        return Ok((listener.clone(), shared));
+        return add_to(listener, config, events, owner);
     }
     let socket = bind(host, port).map_err(JoinError::Bind)?;
     let listener = start(socket, config.clone()).map_err(JoinError::Start)?;
@@ -139,16 +150,7 @@ pub(crate) fn join_socket(
     let addr = socket.local_addr().map_err(JoinError::Bind)?;
     let mut registry = lock(&REGISTRY);
     if let Some(listener) = registry.get(&addr) {
-        if let Some(first) = listener.mounts().first()
-            && let Some(setting) = conflict(&listener.config, &config)
-        {
-            return Err(JoinError::Conflict {
-                setting,
-                other: first.owner.clone(),
-            });
-        }
-        let shared = listener.add(config, events, owner)?;
-        return Ok((listener.clone(), shared));
+        return add_to(listener, config, events, owner);
     }
     let listener = start(socket, config.clone()).map_err(JoinError::Start)?;
     let shared = listener.add(config, events, owner)?;
