@@ -28,8 +28,14 @@ num-buffers=N before the server closes, and it ends with an error instead of
 EOS; the row then says so. A last run reads mjpegsrc's `stats` through
 PyGObject (if /usr/bin/python3 has it) to show received/pushed/dropped.
 
+With --baseline DIR (a directory holding another build's libgstmjpeg.so,
+e.g. target/release of an older commit's worktree), the same mjpegsrc
+pipeline also runs against that plugin in every round, interleaved with the
+current one, and the table gains its row and a current/baseline ratio: a
+before/after comparison measured in one invocation on one server.
+
 Usage: python3 bench/src_bench.py [--frames N] [--repeat R] [--chunked]
-                                  [--no-build] [--no-install]
+                                  [--baseline DIR] [--no-build] [--no-install]
 """
 
 import argparse
@@ -213,11 +219,27 @@ def run_measured(argv, env=None):
     }
 
 
-def clients(base, plugin_env):
+def mjpegsrc_argv(u, n):
+    return [
+        "gst-launch-1.0",
+        "-q",
+        "mjpegsrc",
+        "location=%s" % u,
+        "retries=0",
+        "num-buffers=%d" % n,
+        "!",
+        "fakesink",
+    ]
+
+
+def clients(base, plugin_env, baseline_env):
     """(name, argv(url, n), env, how the frame count is checked)."""
     reader = os.path.join(EXAMPLES, "reqwest_reader")
     soup = "souphttpsrc location=%s ! multipartdemux ! "
-    return [
+    extra = []
+    if baseline_env is not None:
+        extra = [("mjpegsrc (baseline)", mjpegsrc_argv, baseline_env, "eos")]
+    return extra + [
         ("curl -o /dev/null", lambda u, n: ["curl", "-s", "-o", "/dev/null", u], None, "server"),
         ("reqwest (no copy)", lambda u, n: [reader, u, "--no-copy"], None, "reader"),
         ("reqwest + 1 copy", lambda u, n: [reader, u], None, "reader"),
@@ -233,21 +255,7 @@ def clients(base, plugin_env):
             None,
             "eos",
         ),
-        (
-            "mjpegsrc",
-            lambda u, n: [
-                "gst-launch-1.0",
-                "-q",
-                "mjpegsrc",
-                "location=%s" % u,
-                "retries=0",
-                "num-buffers=%d" % n,
-                "!",
-                "fakesink",
-            ],
-            plugin_env,
-            "eos",
-        ),
+        ("mjpegsrc", mjpegsrc_argv, plugin_env, "eos"),
     ]
 
 
@@ -273,6 +281,11 @@ def main():
     )
     ap.add_argument("--repeat", type=int, default=5, help="rounds; the median is shown")
     ap.add_argument("--chunked", action="store_true", help="chunked HTTP/1.1 bodies")
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="directory with another build's libgstmjpeg.so to compare mjpegsrc against",
+    )
     ap.add_argument("--no-build", action="store_true", help="skip cargo build")
     ap.add_argument("--no-install", action="store_true", help="never apt-get")
     args = ap.parse_args()
@@ -286,7 +299,21 @@ def main():
         subprocess.run(
             ["cargo", "build", "--release", "--examples", "--lib"], cwd=ROOT, check=True
         )
-    plugin_env = dict(os.environ, GST_PLUGIN_PATH=RELEASE)
+    # One registry file per plugin build, so neither run rescans the other's.
+    regdir = tempfile.mkdtemp(prefix="src-bench-registry-")
+    plugin_env = dict(
+        os.environ, GST_PLUGIN_PATH=RELEASE, GST_REGISTRY=os.path.join(regdir, "current.bin")
+    )
+    baseline_env = None
+    if args.baseline:
+        so = os.path.join(args.baseline, "libgstmjpeg.so")
+        if not os.path.exists(so):
+            sys.exit("--baseline: %s does not exist" % so)
+        baseline_env = dict(
+            os.environ,
+            GST_PLUGIN_PATH=os.path.abspath(args.baseline),
+            GST_REGISTRY=os.path.join(regdir, "baseline.bin"),
+        )
 
     server = Server(args.chunked)
     base = "http://127.0.0.1:%d/stream" % server.port
@@ -295,7 +322,7 @@ def main():
     run_id = 0
     try:
         for rnd in range(args.repeat):
-            for name, argv, env, kind in clients(base, plugin_env):
+            for name, argv, env, kind in clients(base, plugin_env, baseline_env):
                 pair = {}
                 for frames in (n0, n):
                     run_id += 1
@@ -305,8 +332,8 @@ def main():
                     res["frames"] = frames_of(kind, res, served, frames)
                     res["served"] = int(served.get("frames", 0))
                     pair[frames] = res
-                    if res["frames"] is None and name == "mjpegsrc":
-                        log("  mjpegsrc: ended before num-buffers=%d (dropped frames)" % frames)
+                    if res["frames"] is None and name.startswith("mjpegsrc"):
+                        log("  %s: ended before num-buffers=%d (dropped frames)" % (name, frames))
                     elif res["frames"] != frames:
                         log(
                             "  %s: %s of %s frames (rc %d) %s"
@@ -341,6 +368,7 @@ def main():
             stats_line = m.group(0) if m else (res["err"].strip()[-300:] or None)
     finally:
         server.stop()
+        shutil.rmtree(regdir, ignore_errors=True)
 
     med = {
         name: {k: statistics.median(r[k] for r in rows) for k in MEDIAN_KEYS}
@@ -363,7 +391,7 @@ def main():
         frames = [r["frames"] for r in results[name]]
         if all(f == n for f in frames):
             shown = "%d" % n
-        elif name == "mjpegsrc" and all(f is None for f in frames):
+        elif name.startswith("mjpegsrc") and all(f is None for f in frames):
             shown = "%d read, some dropped *" % n
         else:
             shown = "/".join("?" if f is None else str(f) for f in frames)
@@ -416,6 +444,23 @@ def main():
             "met" if src["ms_per_frame"] <= 0.25 * jp["ms_per_frame"] else "NOT met",
         )
     )
+    if baseline_env is not None:
+        old = med["mjpegsrc (baseline)"]
+        print(
+            "Against the baseline build (%s), same server, same rounds: CPU ms/frame %.4f vs %.4f "
+            "(%s), fps %.0f vs %.0f (%s), peak RSS %d vs %d KiB."
+            % (
+                args.baseline,
+                src["ms_per_frame"],
+                old["ms_per_frame"],
+                fmt_ratio(src["ms_per_frame"], old["ms_per_frame"]),
+                src["fps"],
+                old["fps"],
+                fmt_ratio(src["fps"], old["fps"]),
+                src["rss"],
+                old["rss"],
+            )
+        )
     if stats_line:
         got = dict(re.findall(r"(frames-received|frames-pushed)=(\d+)", stats_line))
         per_pushed = ""
