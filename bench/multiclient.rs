@@ -164,6 +164,8 @@ struct Reader {
     /// The response head read so far, until the parser exists.
     head: Vec<u8>,
     parser: Option<Parser>,
+    /// The X-Timestamp of the part being read: a part spans many reads.
+    ts: Option<f64>,
 }
 
 impl Reader {
@@ -173,6 +175,7 @@ impl Reader {
             // Without a response head the parser learns the boundary from
             // the body.
             parser: raw.then(|| Parser::new(None, Limits::default())),
+            ts: None,
         }
     }
 
@@ -201,7 +204,10 @@ impl Reader {
             self.head = Vec::new();
         }
         if let Some(parser) = &mut self.parser {
-            let mut parts = Parts { ts: None, on_frame };
+            let mut parts = Parts {
+                ts: &mut self.ts,
+                on_frame,
+            };
             // A parse error leaves the parser failed: no more frames.
             let _ = parser.feed(data, &mut parts);
         }
@@ -210,13 +216,13 @@ impl Reader {
 
 /// The parser's callbacks: a frame is counted when its part ends.
 struct Parts<'a, F: FnMut(Option<f64>)> {
-    ts: Option<f64>,
+    ts: &'a mut Option<f64>,
     on_frame: &'a mut F,
 }
 
 impl<F: FnMut(Option<f64>)> Handler for Parts<'_, F> {
     fn part_start(&mut self, info: &PartInfo) -> bool {
-        self.ts = info.timestamp;
+        *self.ts = info.timestamp;
         true
     }
     fn part_data(&mut self, _data: &[u8]) -> bool {
@@ -226,7 +232,7 @@ impl<F: FnMut(Option<f64>)> Handler for Parts<'_, F> {
         (self.on_frame)(self.ts.take());
     }
     fn part_abort(&mut self) {
-        self.ts = None;
+        *self.ts = None;
     }
     fn event(&mut self, _ev: Event) {}
 }

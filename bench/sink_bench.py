@@ -176,15 +176,18 @@ def run(server, width, height, k, slow, args):
             cmd.append("--h2")
         client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(args.warmup)
-        t0, c0 = time.monotonic(), cpu_ticks(proc.pid)
+        t0, c0, k0 = time.monotonic(), cpu_ticks(proc.pid), cpu_ticks(client.pid)
         time.sleep(args.duration)
-        t1, c1 = time.monotonic(), cpu_ticks(proc.pid)
+        t1, c1, k1 = time.monotonic(), cpu_ticks(proc.pid), cpu_ticks(client.pid)
         rss = rss_mib(proc.pid)
         out, err = client.communicate(timeout=60)
         if client.returncode != 0:
             raise RuntimeError(f"client failed: {err.decode()}")
         res = json.loads(out)
         res["cpu"] = 100.0 * (c1 - c0) / CLK_TCK / (t1 - t0)
+        # The clients share the machine: near 100 % x --client-threads, they
+        # and not the server limit the fps.
+        res["client_cpu"] = 100.0 * (k1 - k0) / CLK_TCK / (t1 - t0)
         res["rss"] = rss
         return res
     finally:
@@ -368,23 +371,23 @@ def main():
 
     print(f"\nmeasured {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, "
           f"{args.warmup:g} s warm-up + {args.duration:g} s window per run\n")
-    print("| server | size | K | fps per client min / median | server CPU % | server RSS MiB "
-          "| behind live p50 / p95 (ms) |")
-    print("|---|---|---:|---|---:|---:|---|")
+    print("| server | size | K | fps per client min / median | server CPU % | client CPU % "
+          "| server RSS MiB | behind live p50 / p95 (ms) |")
+    print("|---|---|---:|---|---:|---:|---:|---|")
     for (s, size, k, r) in rows:
         if "error" in r:
-            print(f"| {s} | {size} | {k} | failed: {r['error'][:60]} | | | |")
+            print(f"| {s} | {size} | {k} | failed: {r['error'][:60]} | | | | |")
             continue
         fast = r.get("fast")
         if fast is not None and not fast.get("connected"):
-            print(f"| {s} | {size} | {k} | failed: {str(fast.get('first_error'))[:60]} | | | |")
+            print(f"| {s} | {size} | {k} | failed: {str(fast.get('first_error'))[:60]} | | | | |")
             continue
         if fast is None:
-            print(f"| {s} | {size} | - | - | {f(r['cpu'])} | {f(r['rss'])} | - |")
+            print(f"| {s} | {size} | - | - | {f(r['cpu'])} | - | {f(r['rss'])} | - |")
             continue
         print(
             f"| {s} | {size} | {k} | {f(fast['fps_min'])} / {f(fast['fps_p50'])} | {f(r['cpu'])} "
-            f"| {f(r['rss'])} | {f(fast['lag_p50_s'] * 1000, '{:.0f}')} / "
+            f"| {f(r.get('client_cpu'))} | {f(r['rss'])} | {f(fast['lag_p50_s'] * 1000, '{:.0f}')} / "
             f"{f(fast['lag_p95_s'] * 1000, '{:.0f}')} |"
         )
     if slow_rows:
