@@ -105,15 +105,7 @@ fn rust_viewer_prints_stats() {
 
 #[test]
 fn python_viewer_prints_stats() {
-    // Debian's interpreter, where python3-gi is installed.
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import gi; gi.require_version('Gst', '1.0')"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
+    let python = python_with("gi; gi.require_version('Gst', '1.0')")
         .expect("no python3 with PyGObject: apt-get install python3-gi gir1.2-gstreamer-1.0");
     let cam = LocalCamera::start(None);
     let dir = TempDir::new("viewer-python");

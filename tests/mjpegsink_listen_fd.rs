@@ -62,3 +62,65 @@ fn gst_launch_serves_on_the_passed_socket() {
     child.interrupt();
     let _ = child.wait(WAIT);
 }
+
+/// Runs a pipeline on the passed socket through NULL → PLAYING → NULL →
+/// PLAYING in one process, fetching a fresh snapshot (`?wait=1`) in each
+/// PLAYING; prints one line per cycle.
+const CYCLE: &str = r#"
+import os, socket, sys, urllib.request
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+with socket.socket(fileno=os.dup(3)) as s:
+    port = s.getsockname()[1]
+p = Gst.parse_launch(
+    "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! "
+    "jpegenc ! mjpegsink listen-fd=3")
+for cycle in (1, 2):
+    if p.set_state(Gst.State.PLAYING) == Gst.StateChangeReturn.FAILURE:
+        msg = p.get_bus().pop_filtered(Gst.MessageType.ERROR)
+        print("cycle %d: PLAYING failed: %s" % (cycle, msg.parse_error()[0].message if msg else "?"))
+        sys.exit(1)
+    with urllib.request.urlopen("http://127.0.0.1:%d/snapshot?wait=1" % port, timeout=10) as r:
+        body = r.read()
+        print("cycle %d status %d jpeg %s etag %s" % (
+            cycle, r.status, body[:2] == b"\xff\xd8" and body[-2:] == b"\xff\xd9", r.headers["ETag"]),
+            flush=True)
+    p.set_state(Gst.State.NULL)
+"#;
+
+/// The element keeps the passed socket and serves a duplicate per start, so
+/// an application can stop its pipeline and start it again on the same
+/// inherited port; each start is a new epoch of snapshot tags.
+#[test]
+fn null_playing_null_playing_serves_again_on_the_passed_socket() {
+    let dir = TempDir::new("listen-fd-cycle");
+    let python = python_with("gi; gi.require_version('Gst', '1.0')")
+        .expect("no python3 with PyGObject: apt-get install python3-gi gir1.2-gstreamer-1.0");
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", ACTIVATE, python, "-c", CYCLE]);
+    gst_env(&mut cmd);
+    let mut child = Proc::spawn("python3", &mut cmd, dir.path());
+    let status = child.wait(LONG_WAIT);
+    let out = child.stdout();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the cycle script failed: {}",
+        child.output_tail()
+    );
+    let tags: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("cycle "))
+        .map(|l| {
+            assert!(
+                l.contains("status 200 jpeg True"),
+                "{l}\n{}",
+                child.output_tail()
+            );
+            l.rsplit(' ').next().unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(tags.len(), 2, "two PLAYING cycles: {out}");
+    assert_ne!(tags[0], tags[1], "a restart is a new epoch of tags");
+}

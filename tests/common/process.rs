@@ -205,6 +205,17 @@ impl Drop for Proc {
 }
 
 /// A file of `tests/fixtures/`.
+/// A Python interpreter that can `import` `module` (Debian's first: that
+/// is where python3-gi and python3-prometheus-client install), or `None`.
+pub fn python_with(module: &str) -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")

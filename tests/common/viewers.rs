@@ -167,16 +167,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
                 [[s.name, sorted(s.labels.items()), s.value] for s in fam.samples]])
 print(json.dumps(out))
 "#;
-    // Debian's interpreter first: that is where the package installs it.
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import prometheus_client"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .unwrap_or("python3");
+    let python = super::python_with("prometheus_client").unwrap_or("python3");
     let mut child = Command::new(python)
         .args(["-c", SCRIPT])
         .stdin(Stdio::piped())
