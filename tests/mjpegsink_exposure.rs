@@ -29,63 +29,16 @@ fn init() {
     common::init();
 }
 
-/// A live 160x120 pipeline into an `mjpegsink` with `props`, playing, with
-/// its port, once the sink has a frame.
-struct Sink {
-    pipeline: gst::Pipeline,
-    sink: gst::Element,
-    port: u16,
-}
-
-impl Sink {
-    fn start(props: &str) -> Sink {
-        init();
-        let pipeline = gst::parse::launch(&format!(
-            "videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=30/1 ! \
-             jpegenc ! mjpegsink name=sink port=0 {props}"
-        ))
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-        let sink = pipeline.by_name("sink").expect("sink");
-        pipeline.set_state(gst::State::Playing).expect("playing");
-        let port = u16::try_from(sink.property::<i32>("current-port")).expect("port");
-        let s = Sink {
-            port,
-            pipeline,
-            sink,
-        };
-        assert!(
-            wait_for(WAIT, || s.stat("frames-in") > 0),
-            "no frame reached the sink"
-        );
-        s
-    }
-
-    fn stat(&self, field: &str) -> u64 {
-        self.sink
-            .property::<gst::Structure>("stats")
-            .get::<u64>(field)
-            .unwrap_or_else(|e| panic!("stats field {field}: {e}"))
-    }
-
-    /// Status of a GET of `target` naming `host` (none: HTTP/1.0 without
-    /// Host).
-    fn get_status(&self, target: &str, host: Option<&str>) -> u16 {
-        let req = match host {
-            Some(h) => format!("GET {target} HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
-            None => format!("GET {target} HTTP/1.0\r\n\r\n"),
-        };
-        let got = attack::exchange(self.port, req.as_bytes(), WAIT)
-            .unwrap_or_else(|e| panic!("{target} {host:?}: {e}"));
-        attack::status(&got)
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
+/// Status of a GET of `target` on `port` naming `host` (none: HTTP/1.0
+/// without Host).
+fn get_status(port: u16, target: &str, host: Option<&str>) -> u16 {
+    let req = match host {
+        Some(h) => format!("GET {target} HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
+        None => format!("GET {target} HTTP/1.0\r\n\r\n"),
+    };
+    let got = attack::exchange(port, req.as_bytes(), WAIT)
+        .unwrap_or_else(|e| panic!("{target} {host:?}: {e}"));
+    attack::status(&got)
 }
 
 /// `gst-launch-1.0 -v` with the built plugin, under an fd limit, serving a
@@ -208,7 +161,7 @@ fn idle_connections_never_lock_out_a_viewer_at_fd_limit_256() {
 /// the newcomer is closed at once (counted), and the streams go on.
 #[test]
 fn idle_connections_are_evicted_streams_never() {
-    let s = Sink::start("host=127.0.0.1 max-connections=3");
+    let s = LiveSink::start("host=127.0.0.1 max-connections=3");
     let limit = Duration::from_secs(5);
     // One idle connection, then two streams: the idle one is the oldest.
     let idle = attack::hold_idle(s.port, 1);
@@ -378,7 +331,7 @@ fn accept_errors_are_counted_and_back_off() {
 /// an absolute-form target; no authority at all is served.
 #[test]
 fn loopback_sink_refuses_other_host_names() {
-    let s = Sink::start("host=127.0.0.1");
+    let s = LiveSink::start("host=127.0.0.1");
     for ok in [
         "localhost",
         "LocalHost:8080",
@@ -387,25 +340,25 @@ fn loopback_sink_refuses_other_host_names() {
         "127.0.0.2:1",
         "[::1]:80",
     ] {
-        assert_eq!(s.get_status("/snapshot", Some(ok)), 200, "{ok}");
+        assert_eq!(get_status(s.port, "/snapshot", Some(ok)), 200, "{ok}");
     }
-    assert_eq!(s.get_status("/snapshot", None), 200, "no Host");
+    assert_eq!(get_status(s.port, "/snapshot", None), 200, "no Host");
     for bad in [
         "evil.example",
         "evil.example:8080",
         "localhost.evil.example",
         "10.0.0.1",
     ] {
-        assert_eq!(s.get_status("/snapshot", Some(bad)), 403, "{bad}");
-        assert_eq!(s.get_status("/stream", Some(bad)), 403, "{bad}");
-        assert_eq!(s.get_status("/state", Some(bad)), 403, "{bad}");
+        assert_eq!(get_status(s.port, "/snapshot", Some(bad)), 403, "{bad}");
+        assert_eq!(get_status(s.port, "/stream", Some(bad)), 403, "{bad}");
+        assert_eq!(get_status(s.port, "/state", Some(bad)), 403, "{bad}");
     }
     assert_eq!(
-        s.get_status("http://evil.example/snapshot", Some("127.0.0.1")),
+        get_status(s.port, "http://evil.example/snapshot", Some("127.0.0.1")),
         403
     );
     assert_eq!(
-        s.get_status("http://localhost/snapshot", Some("evil.example")),
+        get_status(s.port, "http://localhost/snapshot", Some("evil.example")),
         200
     );
     assert_eq!(s.stat("requests-forbidden-host"), 13);
@@ -416,26 +369,32 @@ fn loopback_sink_refuses_other_host_names() {
 /// insensitive, with or without port.
 #[test]
 fn allowed_hosts_from_a_launch_line() {
-    let s = Sink::start(r#"host=127.0.0.1 allowed-hosts=<"cam.lan","Other.Lan:81">"#);
+    let s = LiveSink::start(r#"host=127.0.0.1 allowed-hosts=<"cam.lan","Other.Lan:81">"#);
     let v = s.sink.property::<gst::Array>("allowed-hosts");
     let got: Vec<String> = v.iter().filter_map(|x| x.get().ok()).collect();
     assert_eq!(got, ["cam.lan", "Other.Lan:81"]);
-    assert_eq!(s.get_status("/snapshot", Some("CAM.lan:8080")), 200);
-    assert_eq!(s.get_status("/snapshot", Some("other.lan:81")), 200);
-    assert_eq!(s.get_status("/snapshot", Some("other.lan:80")), 403);
-    assert_eq!(s.get_status("/snapshot", Some("evil.example")), 403);
-    assert_eq!(s.get_status("/snapshot", Some("localhost")), 200);
+    assert_eq!(get_status(s.port, "/snapshot", Some("CAM.lan:8080")), 200);
+    assert_eq!(get_status(s.port, "/snapshot", Some("other.lan:81")), 200);
+    assert_eq!(get_status(s.port, "/snapshot", Some("other.lan:80")), 403);
+    assert_eq!(get_status(s.port, "/snapshot", Some("evil.example")), 403);
+    assert_eq!(get_status(s.port, "/snapshot", Some("localhost")), 200);
 }
 
 /// Bound elsewhere, any name is served unless `allowed-hosts` is set.
 #[test]
 fn allowed_hosts_restrict_a_sink_on_every_interface() {
-    let open = Sink::start("host=0.0.0.0");
-    assert_eq!(open.get_status("/snapshot", Some("evil.example")), 200);
+    let open = LiveSink::start("host=0.0.0.0");
+    assert_eq!(
+        get_status(open.port, "/snapshot", Some("evil.example")),
+        200
+    );
     drop(open);
-    let closed = Sink::start(r#"host=0.0.0.0 allowed-hosts=<"cam.lan">"#);
-    assert_eq!(closed.get_status("/snapshot", Some("evil.example")), 403);
-    assert_eq!(closed.get_status("/snapshot", Some("cam.lan")), 200);
+    let closed = LiveSink::start(r#"host=0.0.0.0 allowed-hosts=<"cam.lan">"#);
+    assert_eq!(
+        get_status(closed.port, "/snapshot", Some("evil.example")),
+        403
+    );
+    assert_eq!(get_status(closed.port, "/snapshot", Some("cam.lan")), 200);
 }
 
 // ---------------------------------------------------------------------------
@@ -443,13 +402,8 @@ fn allowed_hosts_restrict_a_sink_on_every_interface() {
 
 /// A self-signed certificate for localhost and 127.0.0.1 in `dir`.
 fn write_cert(dir: &Path) -> (String, String) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .expect("certificate");
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    std::fs::write(&cert, ck.cert.pem()).expect("cert");
-    std::fs::write(&key, ck.signing_key.serialize_pem()).expect("key");
-    (cert.display().to_string(), key.display().to_string())
+    let (cert, key, _) = h2client::write_cert(dir);
+    (cert, key)
 }
 
 fn curl(args: &[&str]) -> (Option<i32>, Vec<u8>) {
@@ -473,7 +427,7 @@ fn curl(args: &[&str]) -> (Option<i32>, Vec<u8>) {
 fn https_with_curl_cacert() {
     let dir = TempDir::new("exposure-tls");
     let (cert, key) = write_cert(dir.path());
-    let s = Sink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
+    let s = LiveSink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
     let out_file = dir.path().join("snapshot.jpg");
     let url = format!("https://127.0.0.1:{}/snapshot", s.port);
     let (code, _) = curl(&[
@@ -518,7 +472,7 @@ fn https_with_curl_cacert() {
 fn tls_handshake_is_under_admission() {
     let dir = TempDir::new("exposure-tls-adm");
     let (cert, key) = write_cert(dir.path());
-    let s = Sink::start(&format!(
+    let s = LiveSink::start(&format!(
         "host=127.0.0.1 tls-cert={cert} tls-key={key} max-connections=2"
     ));
     let mut stalled = Vec::new();
@@ -597,21 +551,13 @@ fn bad_tls_files_fail_start_clearly() {
 /// certificate accepted by `--ignore-certificate-errors`).
 #[test]
 fn chromium_shows_the_https_stream() {
-    const CHROMIUM: &str = "/usr/bin/chromium";
-    if !Path::new(CHROMIUM).exists() {
-        assert_eq!(
-            std::env::var("MJPEG_SKIP_BROWSER").as_deref(),
-            Ok("1"),
-            "{CHROMIUM} is missing: apt-get install chromium (or set MJPEG_SKIP_BROWSER=1)"
-        );
+    if !h2client::have_chromium() {
         return;
     }
     let dir = TempDir::new("exposure-chromium");
     let (cert, key) = write_cert(dir.path());
-    let s = Sink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
-    // The page reports the image's size and how many times its pixels
-    // changed (videotestsrc's default pattern scrolls nothing, so the
-    // ball pattern).
+    let s = LiveSink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
+    // The page reports the image's width once it shows.
     let html = format!(
         r#"<!doctype html><html><body>
 <img id="i" src="https://127.0.0.1:{port}/stream">
@@ -621,52 +567,8 @@ setInterval(() => {{ document.title = 'w=' + img.naturalWidth; }}, 20);
 </script></body></html>"#,
         port = s.port
     );
-    let page = dir.path().join("page.html");
-    std::fs::write(&page, html).expect("page");
-    let profile = dir.path().join("profile");
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--ignore-certificate-errors",
-            "--virtual-time-budget=3000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("file://{}", page.display()))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("chromium");
-    let pid = child.id();
-    let mut dom = String::new();
-    let reader = std::thread::spawn({
-        let mut out = child.stdout.take().expect("stdout");
-        move || {
-            let mut s = String::new();
-            let _ = std::io::Read::read_to_string(&mut out, &mut s);
-            s
-        }
-    });
-    let done = wait_for(Duration::from_secs(60), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    });
-    if !done {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-        let _ = child.wait();
-    }
-    if let Ok(s) = reader.join() {
-        dom = s;
-    }
-    assert!(done, "chromium did not finish");
+    let dom =
+        h2client::chromium_dom(dir.path(), &html, &[], 3000).expect("chromium did not finish");
     assert!(
         dom.contains("<title>w=160</title>"),
         "the image did not load over HTTPS: {dom}"

@@ -5,62 +5,12 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::h2client::{chromium_dom, h2_connect, h2_get, tls_connect, write_cert};
+use common::h2client::{chromium_dom, h2_connect, h2_get, have_chromium, tls_connect, write_cert};
 use common::*;
-use gst::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A live 160x120 ball pipeline into an `mjpegsink` with `props`, playing,
-/// with its port, once the sink has a frame.
-struct Sink {
-    pipeline: gst::Pipeline,
-    sink: gst::Element,
-    port: u16,
-}
-
-impl Sink {
-    fn start(props: &str) -> Sink {
-        common::init();
-        let pipeline = gst::parse::launch(&format!(
-            "videotestsrc is-live=true pattern=ball ! \
-             video/x-raw,width=160,height=120,framerate=30/1 ! \
-             jpegenc ! mjpegsink name=sink host=127.0.0.1 port=0 {props}"
-        ))
-        .expect("pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("a pipeline");
-        let sink = pipeline.by_name("sink").expect("sink");
-        pipeline.set_state(gst::State::Playing).expect("playing");
-        let port = u16::try_from(sink.property::<i32>("current-port")).expect("port");
-        let s = Sink {
-            port,
-            pipeline,
-            sink,
-        };
-        assert!(
-            wait_for(WAIT, || s.stat("frames-in") > 0),
-            "no frame reached the sink"
-        );
-        s
-    }
-
-    fn stat(&self, field: &str) -> u64 {
-        self.sink
-            .property::<gst::Structure>("stats")
-            .get::<u64>(field)
-            .unwrap_or_else(|e| panic!("stats field {field}: {e}"))
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -68,20 +18,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-/// Whether Chromium is there (else the test is skipped only when
-/// `MJPEG_SKIP_BROWSER=1` says so).
-fn have_chromium() -> bool {
-    if Path::new("/usr/bin/chromium").exists() {
-        return true;
-    }
-    assert_eq!(
-        std::env::var("MJPEG_SKIP_BROWSER").as_deref(),
-        Ok("1"),
-        "/usr/bin/chromium is missing: apt-get install chromium (or set MJPEG_SKIP_BROWSER=1)"
-    );
-    false
 }
 
 /// A page of `n` `<img>` streams from the sink; its title reports how many
@@ -147,8 +83,8 @@ fn chromium_grid_of_12_over_h2() {
     }
     let dir = TempDir::new("h2-grid");
     let (cert, key, _) = write_cert(dir.path());
-    let s = Sink::start(&format!(
-        "tls-cert={cert} tls-key={key} allow-origin=* max-clients=0"
+    let s = LiveSink::start(&format!(
+        "host=127.0.0.1 tls-cert={cert} tls-key={key} allow-origin=* max-clients=0"
     ));
     let hold = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let hold_port = hold.local_addr().expect("addr").port();
@@ -172,7 +108,9 @@ fn chromium_grid_of_12_over_h1_shows_at_most_6() {
     }
     let dir = TempDir::new("h1-grid");
     let (cert, key, _) = write_cert(dir.path());
-    let s = Sink::start(&format!("tls-cert={cert} tls-key={key} allow-origin=*"));
+    let s = LiveSink::start(&format!(
+        "host=127.0.0.1 tls-cert={cert} tls-key={key} allow-origin=*"
+    ));
     let hold = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let hold_port = hold.local_addr().expect("addr").port();
     let dom = chromium_dom(
@@ -196,7 +134,7 @@ fn chromium_grid_of_12_over_h1_shows_at_most_6() {
 fn endpoints_over_h2() {
     let dir = TempDir::new("h2-endpoints");
     let (cert, key, der) = write_cert(dir.path());
-    let s = Sink::start(&format!("tls-cert={cert} tls-key={key}"));
+    let s = LiveSink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
     let rt = runtime();
     rt.block_on(async {
         let (_, alpn) = tls_connect(s.port, &der, &[b"http/1.1"]).await;
@@ -254,7 +192,9 @@ fn count(hay: &[u8], needle: &[u8]) -> usize {
 fn stalled_h2_stream_is_dropped_alone() {
     let dir = TempDir::new("h2-stall");
     let (cert, key, der) = write_cert(dir.path());
-    let s = Sink::start(&format!("tls-cert={cert} tls-key={key} timeout=2"));
+    let s = LiveSink::start(&format!(
+        "host=127.0.0.1 tls-cert={cert} tls-key={key} timeout=2"
+    ));
     let rt = runtime();
     rt.block_on(async {
         // A small stream window: a few frames fill it.

@@ -101,6 +101,20 @@ pub async fn h2_get(
     resp.into_parts()
 }
 
+/// Whether Chromium is there (else the test is skipped, only when
+/// `MJPEG_SKIP_BROWSER=1` says so).
+pub fn have_chromium() -> bool {
+    if Path::new("/usr/bin/chromium").exists() {
+        return true;
+    }
+    assert_eq!(
+        std::env::var("MJPEG_SKIP_BROWSER").as_deref(),
+        Ok("1"),
+        "/usr/bin/chromium is missing: apt-get install chromium (or set MJPEG_SKIP_BROWSER=1)"
+    );
+    false
+}
+
 /// Headless Chromium showing `html` (written to `dir`) with `extra`
 /// flags for `ms` milliseconds of real time (virtual time would wait for
 /// the requests a browser queues); its DOM afterwards, `None` when it did

@@ -7,7 +7,8 @@
 //!   real camera (`videotestsrc ! jpegenc ! mjpegsink` in this process);
 //! - [`http`]: HTTP client helpers (raw GET, dechunk, multipart frames);
 //! - [`pipeline`]: the element under test in a pipeline or a harness;
-//! - [`process`]: child processes, the built plugin, temporary directories.
+//! - [`process`]: child processes, the built plugin, temporary directories;
+//! - [`sink`]: a live `mjpegsink` in this process ([`LiveSink`]).
 //!
 //! Every test file has `mod common;` and `use common::*;`. Everything
 //! listens on 127.0.0.1, every wait is bounded and nothing sleeps to
@@ -27,6 +28,7 @@ pub mod mounts;
 pub mod pipeline;
 pub mod process;
 pub mod proxy;
+pub mod sink;
 pub mod viewers;
 pub mod wire;
 
@@ -35,6 +37,7 @@ pub use http::*;
 pub use jpeg::*;
 pub use pipeline::*;
 pub use process::*;
+pub use sink::LiveSink;
 pub use wire::*;
 
 use std::sync::{Mutex, MutexGuard, Once};
