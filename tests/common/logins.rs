@@ -26,18 +26,7 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(props: &[(&str, glib::Value)]) -> Sink {
-        super::init();
-        let e = gst::ElementFactory::make("mjpegsink")
-            .property("host", "127.0.0.1")
-            .property("port", 0i32)
-            .property("sync", false)
-            .property("async", false)
-            .property("resend-interval", 0u32)
-            .build()
-            .expect("mjpegsink");
-        for (k, v) in props {
-            e.set_property_from_value(k, v);
-        }
+        let e = super::test_sink(props);
         let mut h = gst_check::Harness::with_element(&e, Some("sink"), None);
         h.play();
         h.set_src_caps_str("image/jpeg,width=320,height=240,framerate=30/1");
