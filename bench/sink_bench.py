@@ -23,7 +23,7 @@ Usage:
     bench/sink_bench.py [--ks 1,10,100,1000] [--vga-k 1000] [--duration 10]
                         [--warmup 4] [--servers mjpegsink,tcpserversink]
                         [--no-slow] [--slow-servers mjpegsink,mjpegsink-unsent-limit-0,tcpserversink]
-                        [--no-build] [--client-threads 1] [--tls] [--h2]
+                        [--no-build] [--client-threads 1] [--tls] [--h2] [--h2-window B]
                         [--mounts 1x100,2x50] [--mounts-size 1280x720]
 `--mounts` compares mounts on one port: each MxK runs one encoder, a `tee`
 into M mjpegsinks sharing one port (mount=/m0 ... /m<M-1>), and K clients
@@ -34,7 +34,9 @@ made when `--mounts` is given.
 certificate, read by the clients over TLS) to every run, so the cost of TLS
 is measured in the same run as plain mjpegsink. `--h2` adds mjpegsink-h2:
 the same HTTPS sink read over HTTP/2 (one h2 connection per client, ALPN
-`h2`); it may also be named in `--slow-servers`.
+`h2`); it may also be named in `--slow-servers`. `--h2-window 6291456`
+gives its fast readers Chromium's receive window instead of h2's 64 KiB
+(fewer WINDOW_UPDATE frames for the server to read).
 Prints progress on stderr and a Markdown table on stdout.
 """
 
@@ -174,6 +176,8 @@ def run(server, width, height, k, slow, args):
             cmd += ["--cacert", tls_files()[0]]
         if server == "mjpegsink-h2":
             cmd.append("--h2")
+            if args.h2_window and not slow:
+                cmd += ["--h2-window", str(args.h2_window)]
         client = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(args.warmup)
         t0, c0, k0 = time.monotonic(), cpu_ticks(proc.pid), cpu_ticks(client.pid)
@@ -312,6 +316,9 @@ def main():
                     help="MxK,...: M mounts on one port x K clients each (only these runs)")
     ap.add_argument("--mounts-size", default="1280x720")
     ap.add_argument("--h2", action="store_true", help="also run mjpegsink over HTTP/2 (HTTPS)")
+    ap.add_argument("--h2-window", type=int, default=0,
+                    help="HTTP/2 readers' stream window in bytes (Chromium: 6291456; "
+                         "default h2's 65535); the slow viewer keeps the default")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
