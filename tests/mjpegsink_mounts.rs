@@ -61,6 +61,25 @@ fn two_mounts_in_one_pipeline() {
     let json: serde_json::Value = serde_json::from_slice(&state.body).expect("JSON");
     assert_eq!(json["width"], B.0, "{json}");
 
+    // Metrics per mount: each mount's requests under its own label; the
+    // port's counters under the listener's, never repeated per mount.
+    let listener = format!("listener=\"127.0.0.1:{port}\"");
+    for (mount, streams, other) in [("/a", 5, "/b"), ("/b", 3, "/a")] {
+        let m = get(port, &format!("{mount}/metrics"));
+        assert_eq!(m.status, 200, "{}", m.head);
+        let text = String::from_utf8(m.body).expect("UTF-8");
+        let want = format!(
+            "mjpegsink_requests_total{{mount=\"{mount}\",endpoint=\"stream\"}} {streams}\n"
+        );
+        assert!(text.contains(&want), "{mount}: no {want:?} in\n{text}");
+        assert!(!text.contains(&format!("mount=\"{other}\"")), "{text}");
+        assert!(
+            text.contains(&format!("mjpegsink_listener_bytes_out_total{{{listener}}}")),
+            "{text}"
+        );
+        assert!(!text.contains("bytes_out_total{mount"), "{text}");
+    }
+
     for path in ["/stream", "/snapshot", "/state", "/ab", "/a0/stream", "/c"] {
         assert_eq!(get(port, path).status, 404, "{path}");
     }

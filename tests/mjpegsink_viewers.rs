@@ -397,12 +397,21 @@ fn metrics_parse_as_prometheus_text_behind_auth() {
             return;
         }
     };
-    // Every sample is prefixed and carries the mount label.
+    // Every sample is prefixed and carries its scope: the mount, or for
+    // the port-wide `mjpegsink_listener_*` the listening address.
+    let listener = format!("127.0.0.1:{port}");
     for (name, kind, samples) in &families {
         assert!(name.starts_with("mjpegsink_"), "{name}");
         for (s, labels, _) in samples {
+            let scope = if name.starts_with("mjpegsink_listener_") {
+                ("listener", listener.as_str())
+            } else {
+                ("mount", "/")
+            };
             assert!(
-                labels.iter().any(|(k, v)| k == "mount" && v == "/"),
+                labels
+                    .iter()
+                    .any(|(k, v)| (k.as_str(), v.as_str()) == scope),
                 "{s} {labels:?}"
             );
             if kind == "counter" {
@@ -431,7 +440,10 @@ fn metrics_parse_as_prometheus_text_behind_auth() {
             0.0
         );
     }
-    assert!(get("mjpegsink_bytes_out_total", None) > 0.0);
+    assert_eq!(get("mjpegsink_logins_failed_total", None), 0.0);
+    assert!(get("mjpegsink_listener_bytes_out_total", None) > 0.0);
+    assert!(get("mjpegsink_listener_connections_accepted_total", None) >= 3.0);
+    assert!(get("mjpegsink_listener_connections", None) >= 1.0);
     let age = get("mjpegsink_frame_age_seconds", None);
     assert!((0.0..5.0).contains(&age), "frame age {age}");
 }

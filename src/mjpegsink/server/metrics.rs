@@ -2,13 +2,21 @@
 
 //! `/metrics`: the server's counters in the Prometheus text exposition
 //! format (version 0.0.4), written by hand: `mjpegsink_` names, `_total`
-//! counters, `# HELP`/`# TYPE` lines, and a `mount` label on every sample
-//! (the server's [`Config::mount`](super::Config::mount)).
+//! counters, `# HELP`/`# TYPE` lines.
+//!
+//! Two scopes, so that summing over the mounts of one port counts nothing
+//! twice: what belongs to this mount carries a `mount` label (the
+//! server's [`Config::mount`](super::Config::mount)); what the port counts
+//! before a request reaches a mount, or below HTTP (connections, bytes,
+//! refused hosts, throttled logins, requests no mount took, stalled
+//! sockets), is named `mjpegsink_listener_*` and carries a `listener`
+//! label (the local address), the same on every mount of that port.
 
 use std::fmt::Write as _;
 
 use http::{Response, StatusCode, header};
 
+use super::port::Listener;
 use super::response::{Body, CACHE_CONTROL, base_response, empty, full};
 use super::shared::Shared;
 use super::stats::Stats;
@@ -16,11 +24,13 @@ use super::stats::Stats;
 /// The content type of the text format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-pub(crate) fn respond(shared: &Shared, head: bool) -> Response<Body> {
+pub(crate) fn respond(shared: &Shared, listener: &Listener, head: bool) -> Response<Body> {
     let text = render(
-        &shared.stats(),
+        &shared.mount_stats(),
         shared.newest_frame_age(),
         &shared.config.mount,
+        &listener.stats(),
+        &listener.local_addr.to_string(),
     );
     base_response(shared, StatusCode::OK)
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
@@ -46,7 +56,9 @@ fn escape_label(v: &str) -> String {
 
 struct Writer {
     out: String,
-    mount: String,
+    /// The scope label of the samples being written: `mount="/cam1"` or
+    /// `listener="127.0.0.1:8080"`, escaped.
+    scope: String,
 }
 
 impl Writer {
@@ -56,7 +68,7 @@ impl Writer {
     }
 
     fn sample(&mut self, name: &str, label: Option<(&str, &str)>, value: impl std::fmt::Display) {
-        let _ = write!(self.out, "{name}{{mount=\"{}\"", self.mount);
+        let _ = write!(self.out, "{name}{{{}", self.scope);
         if let Some((k, v)) = label {
             let _ = write!(self.out, ",{k}=\"{}\"", escape_label(v));
         }
@@ -69,11 +81,18 @@ impl Writer {
     }
 }
 
-/// The exposition of `stats`; `newest_age` in seconds, if there is a frame.
-pub(crate) fn render(stats: &Stats, newest_age: Option<f64>, mount: &str) -> String {
+/// The exposition of a mount's `stats` (`newest_age` in seconds, if there
+/// is a frame) and of its listener's (`port`) at `addr`.
+pub(crate) fn render(
+    stats: &Stats,
+    newest_age: Option<f64>,
+    mount: &str,
+    port: &Stats,
+    addr: &str,
+) -> String {
     let mut w = Writer {
-        out: String::with_capacity(4096),
-        mount: escape_label(mount),
+        out: String::with_capacity(6144),
+        scope: format!("mount=\"{}\"", escape_label(mount)),
     };
     let (c, g) = ("counter", "gauge");
     w.one(
@@ -87,12 +106,6 @@ pub(crate) fn render(stats: &Stats, newest_age: Option<f64>, mount: &str) -> Str
         c,
         "Streaming clients accepted.",
         stats.clients_total,
-    );
-    w.one(
-        "mjpegsink_clients_dropped_timeout_total",
-        c,
-        "Streaming clients dropped because their socket accepted nothing for timeout.",
-        stats.clients_dropped_timeout,
     );
     w.one(
         "mjpegsink_clients_rejected_total",
@@ -129,16 +142,16 @@ pub(crate) fn render(stats: &Stats, newest_age: Option<f64>, mount: &str) -> Str
     w.sample(name, Some(("reason", "rate")), stats.frames_skipped_rate);
     w.sample(name, Some(("reason", "same")), stats.frames_skipped_same);
     w.one(
-        "mjpegsink_bytes_out_total",
-        c,
-        "Bytes written to sockets, HTTP headers included.",
-        stats.bytes_out,
-    );
-    w.one(
         "mjpegsink_requests_unauthorized_total",
         c,
         "Requests answered 401 (missing or wrong credentials).",
         stats.requests_unauthorized,
+    );
+    w.one(
+        "mjpegsink_logins_failed_total",
+        c,
+        "Requests with wrong credentials or a bad signed link.",
+        stats.logins_failed,
     );
     let name = "mjpegsink_requests_total";
     w.family(name, c, "Requests by endpoint.");
@@ -153,7 +166,7 @@ pub(crate) fn render(stats: &Stats, newest_age: Option<f64>, mount: &str) -> Str
     w.one(
         "mjpegsink_requests_invalid_total",
         c,
-        "Requests answered 400, 404 or 405.",
+        "Requests to this mount answered 404 or 405.",
         stats.requests_invalid,
     );
     w.one(
@@ -189,6 +202,68 @@ pub(crate) fn render(stats: &Stats, newest_age: Option<f64>, mount: &str) -> Str
         "Seconds since the server started.",
         format_args!("{:.3}", stats.uptime),
     );
+
+    w.scope = format!("listener=\"{}\"", escape_label(addr));
+    w.one(
+        "mjpegsink_listener_connections",
+        g,
+        "Connections open now on this port.",
+        port.connections,
+    );
+    w.one(
+        "mjpegsink_listener_connections_accepted_total",
+        c,
+        "Connections admitted on this port.",
+        port.connections_total,
+    );
+    w.one(
+        "mjpegsink_listener_connections_evicted_total",
+        c,
+        "Idle connections closed to admit a new one (max-connections).",
+        port.connections_evicted,
+    );
+    w.one(
+        "mjpegsink_listener_connections_refused_total",
+        c,
+        "Connections refused at max-connections with nothing idle to evict.",
+        port.connections_refused,
+    );
+    w.one(
+        "mjpegsink_listener_accept_errors_total",
+        c,
+        "accept() failures (such as running out of descriptors).",
+        port.accept_errors,
+    );
+    w.one(
+        "mjpegsink_listener_bytes_out_total",
+        c,
+        "Bytes written to this port's sockets, HTTP headers included.",
+        port.bytes_out,
+    );
+    w.one(
+        "mjpegsink_listener_clients_dropped_timeout_total",
+        c,
+        "Streams and connections dropped because they took nothing for timeout.",
+        port.clients_dropped_timeout,
+    );
+    w.one(
+        "mjpegsink_listener_requests_forbidden_host_total",
+        c,
+        "Requests answered 403 for a host name not served (allowed-hosts).",
+        port.requests_forbidden_host,
+    );
+    w.one(
+        "mjpegsink_listener_requests_throttled_total",
+        c,
+        "Requests answered 429 after too many failed logins from their address.",
+        port.requests_throttled,
+    );
+    w.one(
+        "mjpegsink_listener_requests_invalid_total",
+        c,
+        "Requests no mount took: unparsable (400), no such path (404), or not GET/HEAD.",
+        port.requests_invalid,
+    );
     w.out
 }
 
@@ -205,7 +280,12 @@ mod tests {
             requests_snapshot: 3,
             ..Stats::default()
         };
-        let t = render(&stats, Some(0.25), "/cam\"1");
+        let port = Stats {
+            connections: 3,
+            bytes_out: 1000,
+            ..Stats::default()
+        };
+        let t = render(&stats, Some(0.25), "/cam\"1", &port, "127.0.0.1:8080");
         assert!(t.contains(
             "# TYPE mjpegsink_clients gauge\nmjpegsink_clients{mount=\"/cam\\\"1\"} 2\n"
         ));
@@ -217,7 +297,16 @@ mod tests {
         );
         assert!(t.contains("mjpegsink_frame_age_seconds{mount=\"/cam\\\"1\"} 0.250\n"));
         assert!(t.ends_with('\n'));
-        let none = render(&stats, None, "/");
+        assert!(t.contains(
+            "# TYPE mjpegsink_listener_connections gauge\n\
+             mjpegsink_listener_connections{listener=\"127.0.0.1:8080\"} 3\n"
+        ));
+        assert!(
+            t.contains("mjpegsink_listener_bytes_out_total{listener=\"127.0.0.1:8080\"} 1000\n")
+        );
+        // Port-wide counters never carry a mount label.
+        assert!(!t.contains("bytes_out_total{mount"));
+        let none = render(&stats, None, "/", &Stats::default(), "[::1]:80");
         assert!(!none.contains("mjpegsink_frame_age_seconds{"));
         // Every sample line belongs to the family announced before it.
         let mut family = "";

@@ -131,6 +131,12 @@ impl Listener {
         }
     }
 
+    /// What this port counts for all its mounts (connections, bytes,
+    /// requests no mount took ...).
+    pub(crate) fn stats(&self) -> super::stats::Stats {
+        self.counters.snapshot(0.0, false, Default::default())
+    }
+
     /// Register a new mount for `config`.
     pub(crate) fn add(
         &self,

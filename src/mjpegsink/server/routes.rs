@@ -235,7 +235,7 @@ async fn handle_mount(
         }
         Route::Metrics => {
             c.requests_metrics.fetch_add(1, Ordering::Relaxed);
-            metrics::respond(shared, head)
+            metrics::respond(shared, listener, head)
         }
         Route::State => {
             c.requests_state.fetch_add(1, Ordering::Relaxed);

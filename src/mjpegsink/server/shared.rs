@@ -70,14 +70,21 @@ impl Shared {
         }
     }
 
+    /// This mount's counters with its listener's added: the element's
+    /// `stats`.
     pub(crate) fn stats(&self) -> Stats {
-        let mut s = self.counters.snapshot(
+        let mut s = self.mount_stats();
+        add_listener_counters(&mut s, &self.listener_counters);
+        s
+    }
+
+    /// This mount's own counters.
+    pub(crate) fn mount_stats(&self) -> Stats {
+        self.counters.snapshot(
             self.started.elapsed().as_secs_f64(),
             self.frames.borrow().eos,
             *lock(&self.format),
-        );
-        add_listener_counters(&mut s, &self.listener_counters);
-        s
+        )
     }
 
     /// Seconds since the newest frame was published, if there is one.
