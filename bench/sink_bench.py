@@ -122,6 +122,19 @@ def tls_files():
     return os.path.join(TLS_DIR, "cert.pem"), os.path.join(TLS_DIR, "key.pem")
 
 
+def client_cmd(url, k, args):
+    """bench/multiclient.rs holding `k` viewers of `url` for one run."""
+    return [
+        CLIENT,
+        "--url", url,
+        "--clients", str(k),
+        "--warmup", str(args.warmup),
+        "--duration", str(args.duration),
+        "--threads", str(args.client_threads),
+        "--ramp", str(min(args.warmup / 2, 2.0)),
+    ]
+
+
 def sink(server, port):
     if server in ("mjpegsink-tls", "mjpegsink-h2"):
         cert, key = tls_files()
@@ -159,15 +172,7 @@ def run(server, width, height, k, slow, args):
             raise RuntimeError(f"{server} did not listen: {proc.stderr.read1().decode()}")
         tls = server in ("mjpegsink-tls", "mjpegsink-h2")
         scheme = "https" if tls else "http"
-        cmd = [
-            CLIENT,
-            "--url", f"{scheme}://127.0.0.1:{port}/stream",
-            "--clients", str(k),
-            "--warmup", str(args.warmup),
-            "--duration", str(args.duration),
-            "--threads", str(args.client_threads),
-            "--ramp", str(min(args.warmup / 2, 2.0)),
-        ]
+        cmd = client_cmd(f"{scheme}://127.0.0.1:{port}/stream", k, args)
         if slow:
             cmd += ["--slow", "1", "--slow-rate", str(args.slow_rate)]
         if server == "tcpserversink":
@@ -223,15 +228,7 @@ def run_mounts(m, k, width, height, args):
         if not wait_port(port):
             raise RuntimeError(f"mjpegsink did not listen: {proc.stderr.read1().decode()}")
         for i in range(m):
-            cmd = [
-                CLIENT,
-                "--url", f"http://127.0.0.1:{port}/m{i}/stream",
-                "--clients", str(k),
-                "--warmup", str(args.warmup),
-                "--duration", str(args.duration),
-                "--threads", str(args.client_threads),
-                "--ramp", str(min(args.warmup / 2, 2.0)),
-            ]
+            cmd = client_cmd(f"http://127.0.0.1:{port}/m{i}/stream", k, args)
             clients.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         time.sleep(args.warmup)
         t0, c0 = time.monotonic(), cpu_ticks(proc.pid)

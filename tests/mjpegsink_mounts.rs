@@ -168,6 +168,16 @@ fn two_pipelines_share_a_port_with_an_index() {
     assert_eq!(v[1]["mount"], "/cam2", "{v}");
     assert_eq!(v[1]["width"], B.0, "{v}");
     assert_eq!(v[1]["auth"], true, "{v}");
+    // The index answers only GET and HEAD, and says so.
+    let got = common::attack::exchange(
+        port,
+        b"POST /streams HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        WAIT,
+    )
+    .expect("a response");
+    assert_eq!(common::attack::status(&got), 405);
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(text.contains("\r\nallow: get, head\r\n"), "{text}");
     assert!(v[0]["clients"].is_u64(), "{v}");
 
     let index = get(port, "/");

@@ -113,14 +113,11 @@ fn listing(listener: &Listener, req: &http::request::Parts, head: bool) -> Respo
             .counters
             .requests_invalid
             .fetch_add(1, Ordering::Relaxed);
-        let mut r = plain_response(
+        return allow_get_head(plain_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "405 Method Not Allowed\n",
             false,
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+        ));
     }
     let len = text.len();
     Response::builder()
@@ -133,6 +130,13 @@ fn listing(listener: &Listener, req: &http::request::Parts, head: bool) -> Respo
 }
 
 /// A text answer of the listener's (no mount, so no CORS).
+/// A 405 names the methods every endpoint takes.
+fn allow_get_head(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
+}
+
 fn plain_response(status: StatusCode, text: &str, head: bool) -> Response<Body> {
     let body = if head {
         empty()
@@ -204,15 +208,12 @@ async fn handle_mount(
 
     if *method != Method::GET && !head {
         c.requests_invalid.fetch_add(1, Ordering::Relaxed);
-        let mut r = text_response(
+        return allow_get_head(text_response(
             shared,
             StatusCode::METHOD_NOT_ALLOWED,
             "405 Method Not Allowed\n",
             false,
-        );
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
+        ));
     }
 
     match route(path, req.uri.query()) {
