@@ -1327,13 +1327,18 @@ fn boundary_that_never_comes_reconnects() {
 #[test]
 fn whole_stream_in_one_write() {
     // 20 frames in one write: the element may drop (a small hand-over
-    // queue), but what comes out is byte-identical, in order, ends with the
-    // newest frame, and every frame is accounted for.
+    // queue, which drops the oldest), but what comes out is byte-identical,
+    // in order, ends with the newest frame, and every frame is accounted
+    // for. The pool has more buffers than frames: the harness holds every
+    // pushed buffer until the test pulls it, and a pool emptied that way
+    // drops the newest frame (downstream's hold, not the queue's rule).
     let f = frames(20, 320, 240, 900);
     let mut bytes = head_http10(&mjpeg_type(B));
     bytes.extend_from_slice(&boundary_after(B, &f));
     let cam = FakeCamera::scripted(vec![vec![Step::Write(bytes), Step::Stall]]);
-    let src = Src::fast_harness(&cam.url("/")).play();
+    let src = Src::fast_harness(&cam.url("/"))
+        .set("pool-size", 32u32)
+        .play();
     let mut got: Vec<Frame> = Vec::new();
     while got.last().is_none_or(|l| l.data != f[19]) {
         let fr = src.frame(WAIT).unwrap_or_else(|| {
@@ -1366,4 +1371,5 @@ fn whole_stream_in_one_write() {
     });
     assert_eq!(s.u64("frames-pushed"), got.len() as u64, "{}", s.0);
     assert_eq!(s.u64("dropped-too-big"), 0, "{}", s.0);
+    assert_eq!(s.u64("dropped-no-buffer"), 0, "{}", s.0);
 }
