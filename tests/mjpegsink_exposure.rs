@@ -557,7 +557,10 @@ fn chromium_shows_the_https_stream() {
     let dir = TempDir::new("exposure-chromium");
     let (cert, key) = write_cert(dir.path());
     let s = LiveSink::start(&format!("host=127.0.0.1 tls-cert={cert} tls-key={key}"));
-    // The page reports the image's width once it shows.
+    // The page reports the image's width once it shows. Chromium would
+    // dump the page as soon as the stream's first part counts as loaded,
+    // before the title is set: 3 s of virtual time keep it running, 8 s of
+    // real time bound it.
     let html = format!(
         r#"<!doctype html><html><body>
 <img id="i" src="https://127.0.0.1:{port}/stream">
@@ -567,8 +570,8 @@ setInterval(() => {{ document.title = 'w=' + img.naturalWidth; }}, 20);
 </script></body></html>"#,
         port = s.port
     );
-    let dom =
-        h2client::chromium_dom(dir.path(), &html, &[], 3000).expect("chromium did not finish");
+    let dom = h2client::chromium_dom(dir.path(), &html, &["--virtual-time-budget=3000"], 8000)
+        .expect("chromium did not finish");
     assert!(
         dom.contains("<title>w=160</title>"),
         "the image did not load over HTTPS: {dom}"
